@@ -1,0 +1,68 @@
+"""Echo: a native help desk. `create_app()` builds it; `init_app()` mounts it in a host app."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from echo.config import Settings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _blueprints():
+    """Every blueprint Echo serves, in one visible list."""
+    from echo.inbound.views import bp as inbound
+
+    return [inbound]
+
+
+def load_settings(config: Settings | Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, optionally overridden by a mapping of variable names."""
+    if isinstance(config, Settings):
+        return config
+    environ = dict(os.environ)
+    if config:
+        environ.update(config)
+    return Settings.from_env(environ)
+
+
+def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
+    """Build the standalone Echo application."""
+    settings = load_settings(config)
+    app = Flask("echo", template_folder=str(TEMPLATES), instance_path=str(settings.instance_path))
+    init_app(app, settings)
+    return app
+
+
+def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> Flask:
+    """Configure Echo's database, queues, storage and routes on `app` (standalone or a host console)."""
+    from echo import cli, errors, jobs, models  # noqa: F401  (models: every table on the metadata)
+    from echo.attachments import storage
+    from echo.extensions import db
+
+    settings = load_settings(config)
+    if settings.database_url is None or settings.redis_url is None:
+        from echo import embedded
+
+        settings = embedded.ensure_services(settings)
+    app.config.update(
+        ECHO=settings,
+        SECRET_KEY=app.config.get("SECRET_KEY") or settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800},
+        MAX_CONTENT_LENGTH=settings.max_inbound_bytes,
+    )
+    logging.getLogger("echo").setLevel(logging.INFO)
+    db.init_app(app)
+    jobs.init_app(app)
+    storage.init_app(app)
+    errors.register_error_handlers(app)
+    for blueprint in _blueprints():
+        app.register_blueprint(blueprint)
+    cli.register(app)
+    return app

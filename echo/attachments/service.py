@@ -1,0 +1,111 @@
+"""Attachment use cases: check and decode incoming files, store their bytes, undo on rollback."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+import puremagic
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from echo.attachments.models import Attachment
+from echo.attachments.storage import new_key, storage
+from echo.errors import InvalidPayload, PayloadTooLarge
+from echo.extensions import db
+
+log = logging.getLogger(__name__)
+
+URL_PATH = "/tickets/attachments/{id}"
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
+_NEW_KEYS = "echo_new_storage_keys"
+
+
+@dataclass
+class IncomingFile:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None
+
+
+def decode_files(items, max_bytes: int) -> list[IncomingFile]:
+    """Decode base64 attachments, enforcing the size limit before anything is stored."""
+    files = []
+    for index, item in enumerate(items, start=1):
+        if len(item.Content) > (max_bytes * 4) // 3 + 8:
+            raise PayloadTooLarge(
+                f"Attachment {index} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
+                code="attachment_too_large",
+            )
+        try:
+            data = base64.b64decode(item.Content, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidPayload(f"Attachment {index} is not valid base64.", code="invalid_attachment") from None
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(
+                f"Attachment {index} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
+                code="attachment_too_large",
+            )
+        files.append(IncomingFile(
+            filename=clean_filename(item.Name, index),
+            content_type=checked_content_type(item.ContentType, data),
+            data=data,
+            content_id=item.ContentID.strip().strip("<>").lower() or None,
+        ))
+    return files
+
+
+def clean_filename(name: str, index: int) -> str:
+    name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
+    return name[:255] or f"attachment-{index}"
+
+
+def checked_content_type(declared: str, data: bytes) -> str:
+    """The declared type, unless it is malformed or claims an image the bytes are not."""
+    content_type = declared.split(";", 1)[0].strip().lower()
+    if not _CONTENT_TYPE.match(content_type):
+        return "application/octet-stream"
+    if content_type.startswith("image/"):
+        try:
+            sniffed = puremagic.from_string(data[:8192], mime=True)
+        except (puremagic.PureError, ValueError):
+            sniffed = ""
+        if sniffed != content_type and not (sniffed == "image/jpeg" and content_type == "image/jpg"):
+            return "application/octet-stream"
+    return content_type
+
+
+def store_file(thread_id: uuid.UUID, file: IncomingFile) -> Attachment:
+    """Write the bytes under a random key and add the attachment row to the session."""
+    key = new_key()
+    storage().put(key, file.data, file.content_type)
+    db.session.info.setdefault(_NEW_KEYS, []).append(key)
+    attachment = Attachment(
+        id=uuid.uuid4(), thread_id=thread_id, filename=file.filename, content_type=file.content_type,
+        size_bytes=len(file.data), s3_key=key, content_id=file.content_id,
+        sha256=hashlib.sha256(file.data).hexdigest(),
+    )
+    db.session.add(attachment)
+    return attachment
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_stored(session: Session) -> None:
+    session.info.pop(_NEW_KEYS, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _remove_orphans(session: Session) -> None:
+    """Bytes written for a transaction that rolled back would belong to nothing: delete them."""
+    for key in session.info.pop(_NEW_KEYS, None) or ():
+        try:
+            storage().delete(key)
+        except Exception:
+            log.warning("could not delete orphaned attachment bytes")

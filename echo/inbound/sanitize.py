@@ -1,0 +1,88 @@
+"""Make customer HTML safe to show, and find the new text of a reply under its quotes."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Callable
+
+import nh3
+from mailparser_reply import EmailReplyParser
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del", "div",
+    "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li",
+    "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}
+# No style, class or id: CSS can overlay the console or exfiltrate data, ids can clobber the DOM.
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan", "align", "valign"},
+    "th": {"colspan", "rowspan", "align", "valign", "scope"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "ol": {"start", "type"},
+    "blockquote": {"type", "cite"},
+    "abbr": {"title"},
+}
+URL_SCHEMES = {"http", "https", "mailto", "cid"}
+CLEAN_CONTENT_TAGS = {"script", "style", "title", "head", "template", "noscript", "xmp", "iframe", "object"}
+MAX_REPLY_PARSE_CHARS = 200_000
+
+_reply_parser = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+_TAGS_RE = re.compile(r"<[^>]+>")
+_BLOCK_END_RE = re.compile(r"</(p|div|tr|li|h[1-6]|blockquote)>|<br\s*/?>", re.IGNORECASE)
+
+
+def sanitize_html(raw: str, cid_urls: dict[str, str] | None = None) -> str:
+    """Return `raw` reduced to an allow-list of tags, attributes and URL schemes.
+
+    Inline images (`cid:` sources) are pointed at Echo's attachment URLs when known; any
+    other `cid:` reference is dropped so nothing points at a missing part.
+    """
+    if not raw:
+        return ""
+    return nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=CLEAN_CONTENT_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        attribute_filter=_cid_filter(cid_urls or {}),
+        strip_comments=True,
+    )
+
+
+def _cid_filter(cid_urls: dict[str, str]) -> Callable[[str, str, str], str | None]:
+    def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if value[:4].lower() != "cid:":
+            return value
+        if tag == "img" and attribute == "src":
+            return cid_urls.get(value[4:].strip("<>").lower())
+        return None
+
+    return rewrite
+
+
+def html_to_text(raw: str) -> str:
+    """A plain-text rendering of HTML, for mail that came without a text part."""
+    text = _BLOCK_END_RE.sub("\n", raw)
+    text = html.unescape(_TAGS_RE.sub("", nh3.clean(text, tags=set(), clean_content_tags=CLEAN_CONTENT_TAGS)))
+    lines = [line.strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def stripped_reply(text: str, postmark_stripped: str | None) -> str:
+    """The new text of a message without the quoted history (the full text when nothing was quoted)."""
+    if postmark_stripped and postmark_stripped.strip():
+        return postmark_stripped.strip()
+    if not text:
+        return ""
+    try:
+        reply = _reply_parser.parse_reply(text=text[:MAX_REPLY_PARSE_CHARS])
+    except Exception:  # a quote-stripper must never cost us the message
+        reply = None
+    return (reply or text).strip()

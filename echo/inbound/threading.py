@@ -1,0 +1,119 @@
+"""Decide which ticket an inbound message belongs to, strongest evidence first (SPEC §4.2).
+
+Header ids only cross customers when the id is one Echo or Postmark minted (random and
+unguessable); ids from customers' own mail clients, subject tokens and ticket numbers only
+ever match the sender's own tickets. The signed reply token is cryptographic proof.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from echo.extensions import db
+from echo.mail import reply_token
+from echo.tickets.models import MessageId, Thread, Ticket
+
+POSTMARK_DOMAIN = "mtasv.net"
+MAX_REFERENCES = 50
+_ANGLE_ID = re.compile(r"<([^<>\s]{1,500})>")
+_SUBJECT_NUMBER = re.compile(r"\[\s*TKT-(\d{1,12})\s*\]", re.IGNORECASE)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def normalize_message_id(raw: str | None) -> str | None:
+    """`<Abc@Host>` → `abc@host`; a bare Postmark uuid gains its `@mtasv.net` domain."""
+    if not raw:
+        return None
+    value = raw.strip().strip("<>").strip().lower()
+    if not value or len(value) > 500 or any(c.isspace() for c in value):
+        return None
+    if "@" not in value:
+        return f"{value}@{POSTMARK_DOMAIN}" if _UUID.match(value) else None
+    return value
+
+
+def ids_in_header(value: str | None) -> list[str]:
+    """Every message id in an In-Reply-To or References header, bracketed or bare."""
+    if not value:
+        return []
+    found = _ANGLE_ID.findall(value) or value.replace(",", " ").split()
+    return [i for i in (normalize_message_id(raw) for raw in found) if i]
+
+
+def candidate_ids(in_reply_to: str | None, references: str | None) -> list[str]:
+    """Ids to try, most specific first: In-Reply-To, then References from newest to oldest."""
+    ordered: list[str] = []
+    for message_id in ids_in_header(in_reply_to) + list(reversed(ids_in_header(references))):
+        if message_id not in ordered:
+            ordered.append(message_id)
+    return ordered[:MAX_REFERENCES]
+
+
+@dataclass(frozen=True)
+class KnownId:
+    message_id: str
+    ticket_id: uuid.UUID
+    origin: str
+    sender_email: str | None
+
+
+def known_ids(message_ids: list[str]) -> dict[str, KnownId]:
+    """Look up every id at once; one round trip for threading and duplicate detection."""
+    if not message_ids:
+        return {}
+    rows = db.session.execute(
+        select(MessageId.message_id, MessageId.ticket_id, MessageId.origin, Thread.sender_email)
+        .outerjoin(Thread, Thread.id == MessageId.thread_id)
+        .where(MessageId.message_id.in_(message_ids))
+    )
+    return {row.message_id: KnownId(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class Match:
+    ticket: Ticket
+    via: str  # "header" | "token" | "subject"
+
+
+def find_ticket(
+    *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, KnownId], mailbox_hash: str,
+    subject: str, secret: str,
+) -> Match | None:
+    """Return the ticket this message replies to, or None for a new conversation."""
+    tickets: dict[uuid.UUID, Ticket] = {}
+    header_hits = [known[c] for c in candidates if c in known]
+    if header_hits:
+        ids = {hit.ticket_id for hit in header_hits}
+        tickets = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+        for hit in header_hits:
+            ticket = tickets.get(hit.ticket_id)
+            if ticket and (hit.origin == "outbound" or ticket.customer_id == customer_id):
+                return Match(_survivor(ticket), "header")
+
+    if mailbox_hash:
+        ticket_id = reply_token.verify(secret, mailbox_hash.strip())
+        ticket = db.session.get(Ticket, ticket_id) if ticket_id else None
+        if ticket:
+            return Match(_survivor(ticket), "token")
+
+    number = _SUBJECT_NUMBER.search(subject or "")
+    if number:
+        ticket = db.session.scalar(
+            select(Ticket).where(Ticket.seq == int(number.group(1)), Ticket.customer_id == customer_id)
+        )
+        if ticket:
+            return Match(_survivor(ticket), "subject")
+    return None
+
+
+def _survivor(ticket: Ticket) -> Ticket:
+    """Follow merges to the ticket that lives on (bounded, in case of a cycle)."""
+    for _ in range(20):
+        if ticket.merged_into_id is None:
+            return ticket
+        ticket = db.session.get(Ticket, ticket.merged_into_id)
+    return ticket

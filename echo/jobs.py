@@ -1,0 +1,79 @@
+"""Background jobs: Redis connection, named queues, and enqueueing that waits for the commit."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+from flask import Flask, current_app, has_app_context
+from redis import Redis
+from rq import Queue
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from echo.extensions import db
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("mail", "default", "maintenance")
+_PENDING = "echo_pending_jobs"
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["echo_redis"] = Redis.from_url(app.config["ECHO"].redis_url)
+
+
+def redis_connection() -> Redis:
+    return current_app.extensions["echo_redis"]
+
+
+def queue(name: str) -> Queue:
+    return Queue(name, connection=redis_connection())
+
+
+def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue_name: str = "default", **options: Any) -> None:
+    """Hold a job until the current transaction commits; drop it if the transaction rolls back.
+
+    A worker that picks a job up before the row it names is committed would find nothing,
+    so jobs never leave before the commit that makes them meaningful.
+    """
+    db.session.info.setdefault(_PENDING, []).append((queue_name, func, args, options))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending_jobs(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    for queue_name, func, args, options in pending:
+        try:
+            queue(queue_name).enqueue(func, *args, **options)
+        except Exception:  # Redis down: the row is committed; the outbox sweeper re-sends it.
+            log.exception("could not enqueue %s on %s", getattr(func, "__name__", func), queue_name)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending_jobs(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def task(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a job inside the worker's app context and always hand the session back afterwards."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            try:
+                return func(*args, **kwargs)
+            finally:
+                db.session.remove()
+        from workers.worker import worker_app
+
+        with worker_app().app_context():
+            try:
+                return func(*args, **kwargs)
+            finally:
+                db.session.remove()
+
+    return wrapper

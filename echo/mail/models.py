@@ -1,0 +1,37 @@
+"""The outbox: every message Echo sends, with its delivery state, so none is silently lost."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from echo.db import created_at, utcnow, uuid_pk
+from echo.extensions import db
+
+STATES = ("queued", "sending", "sent", "delivered", "failed", "expired")
+
+
+class OutboxMessage(db.Model):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(f"state IN {STATES!r}", name="state"),
+        Index("ix_outbox_pending", "next_attempt_at", postgresql_where=text("state IN ('queued', 'sending')")),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("threads.id"), index=True)
+    to_email: Mapped[str] = mapped_column(String(320), nullable=False)
+    context: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued", server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(Text, nullable=False)
+    postmark_message_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = created_at()
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,67 @@
+"""The one module that talks to Postmark's API (through postmarker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+from flask import current_app
+from postmarker.core import PostmarkClient
+from postmarker.exceptions import ClientError
+
+# Postmark ErrorCodes that no retry will fix: inactive recipient, invalid address, and friends.
+PERMANENT_ERROR_CODES = {300, 406, 409, 411, 412, 413, 415, 416, 422, 1000, 1001}
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, permanent: bool, error_code: int | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.error_code = error_code
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    text_body: str
+    html_body: str
+    reply_to: str
+    headers: dict[str, str]
+    metadata: dict[str, str]
+    tag: str
+    attachments: list[dict] | None = None
+
+
+def client() -> PostmarkClient:
+    settings = current_app.config["ECHO"]
+    api_url = settings.postmark_api_url if settings.postmark_api_url.endswith("/") else settings.postmark_api_url + "/"
+    return PostmarkClient(server_token=settings.postmark_server_token, root_api_url=api_url, timeout=15)
+
+
+def send(email: OutgoingEmail) -> str:
+    """Send one email and return Postmark's MessageID, or raise SendError saying whether to retry."""
+    settings = current_app.config["ECHO"]
+    try:
+        response = client().emails.send(
+            From=f'"{settings.from_name}" <{settings.support_address}>',
+            To=email.to,
+            Subject=email.subject,
+            TextBody=email.text_body,
+            HtmlBody=email.html_body,
+            ReplyTo=email.reply_to,
+            Headers=email.headers,
+            Metadata=email.metadata,
+            Tag=email.tag,
+            Attachments=email.attachments or None,
+            TrackOpens=False,
+        )
+    except ClientError as exc:
+        code = getattr(exc, "error_code", None)
+        raise SendError(str(exc), permanent=code in PERMANENT_ERROR_CODES, error_code=code) from None
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        raise SendError(f"Postmark answered HTTP {status}", permanent=False) from None
+    except requests.RequestException as exc:
+        raise SendError(f"could not reach Postmark: {type(exc).__name__}", permanent=False) from None
+    return response["MessageID"]

@@ -1,0 +1,38 @@
+"""Outbound mail use cases: put a message in the outbox now, deliver it after the commit."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app
+
+from echo.extensions import db
+from echo.jobs import enqueue_after_commit
+from echo.mail.models import OutboxMessage
+from echo.tickets.models import MessageId, Ticket
+
+
+def mint_message_id() -> str:
+    """A random Message-ID of our own (normalised form, without angle brackets)."""
+    return f"echo.{uuid.uuid4().hex}@{current_app.config['ECHO'].support_domain}"
+
+
+def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, thread_id: uuid.UUID | None = None,
+                context: dict | None = None) -> OutboxMessage:
+    """Add an outbox entry and schedule its delivery for after the commit."""
+    from echo.mail.tasks import deliver
+
+    outbox = OutboxMessage(
+        id=uuid.uuid4(), kind=kind, to_email=to_email, ticket_id=ticket.id if ticket else None,
+        thread_id=thread_id, context=context or {}, message_id=mint_message_id(),
+    )
+    db.session.add(outbox)
+    if ticket is not None:
+        db.session.add(MessageId(message_id=outbox.message_id, ticket_id=ticket.id, thread_id=thread_id, origin="outbound"))
+    enqueue_after_commit(deliver, str(outbox.id), queue_name="mail")
+    return outbox
+
+
+def queue_acknowledgement(ticket: Ticket, to_email: str, in_reply_to: str | None) -> OutboxMessage:
+    """Tell the customer we received their message, with its number and a way back to it."""
+    return queue_email("acknowledgement", to_email=to_email, ticket=ticket, context={"in_reply_to": in_reply_to})

@@ -1,0 +1,125 @@
+"""Tickets, their threads (messages and notes), and the message ids that thread mail onto them."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, Computed, DateTime, ForeignKey, Index, Numeric, Sequence,
+    String, Text, Uuid, text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from echo.db import created_at, utcnow, uuid_pk
+from echo.extensions import db
+
+STATUSES = ("open", "pending", "resolved", "closed")
+DIRECTIONS = ("inbound", "outbound", "internal")
+SOURCES = ("email", "portal", "console", "snapshot", "import")
+
+ticket_number_seq = Sequence("ticket_number_seq", metadata=db.metadata)
+
+
+def format_number(seq: int) -> str:
+    return f"TKT-{seq:04d}"
+
+
+class Ticket(db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'pending', 'resolved', 'closed')", name="status"),
+        CheckConstraint("merged_into_id IS NULL OR merged_into_id <> id", name="not_merged_into_self"),
+        Index("ix_tickets_customer_created", "customer_id", "created_at"),
+        Index("ix_tickets_inbox", "quarantined", "updated_at"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    seq: Mapped[int] = mapped_column(
+        BigInteger, ticket_number_seq, server_default=ticket_number_seq.next_value(), unique=True, nullable=False
+    )
+    # The human number (TKT-0042) is derived from seq by the database, so it can never disagree.
+    number: Mapped[str] = mapped_column(
+        String(32), Computed("'TKT-' || lpad(seq::text, greatest(4, length(seq::text)), '0')", persisted=True),
+        unique=True,
+    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), nullable=False)
+    assigned_to: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
+    subject: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, default=list, server_default=text("'{}'::text[]")
+    )
+    category: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="email", server_default="email")
+    quarantined: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    quarantine_reason: Mapped[str | None] = mapped_column(String(32))
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"))
+    previous_ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_customer_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    threads: Mapped[list["Thread"]] = relationship(
+        back_populates="ticket", order_by="Thread.created_at", foreign_keys="Thread.ticket_id"
+    )
+    customer = relationship("Customer", lazy="joined")
+
+
+class Thread(db.Model):
+    """One message on a ticket: customer mail in, agent reply out, or an internal note."""
+
+    __tablename__ = "threads"
+    __table_args__ = (
+        CheckConstraint("direction IN ('inbound', 'outbound', 'internal')", name="direction"),
+        CheckConstraint("source IN ('email', 'portal', 'console', 'snapshot', 'import')", name="source"),
+        Index("ix_threads_ticket_created", "ticket_id", "created_at"),
+        Index(
+            "uq_threads_postmark_message_id", "postmark_message_id", unique=True,
+            postgresql_where=text("postmark_message_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id"), nullable=False)
+    direction: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="email")
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
+    sender_email: Mapped[str | None] = mapped_column(String(320))
+    sender_name: Mapped[str | None] = mapped_column(String(200))
+    authored_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id"))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    body_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    stripped_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    rfc_message_id: Mapped[str | None] = mapped_column(Text)
+    postmark_message_id: Mapped[str | None] = mapped_column(String(100))
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    is_auto_reply: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    spam_score: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    quarantined: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = created_at()
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="threads", foreign_keys=[ticket_id])
+    attachments = relationship("Attachment", order_by="Attachment.filename", lazy="selectin")
+
+
+class MessageId(db.Model):
+    """Every RFC Message-ID Echo has seen or sent, normalised, pointing at its ticket.
+
+    `origin` says whose id it is: `outbound` ids were minted by Echo or Postmark (random,
+    unguessable), `inbound` ids came from a customer's mail client and prove nothing about
+    who is writing.
+    """
+
+    __tablename__ = "message_ids"
+    __table_args__ = (CheckConstraint("origin IN ('inbound', 'outbound')", name="origin"),)
+
+    message_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id"), nullable=False, index=True)
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("threads.id"))
+    origin: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = created_at()
