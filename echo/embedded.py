@@ -20,12 +20,12 @@ def start_postgres(instance_path: Path, database: str = "echo") -> str:
     instance_path.mkdir(parents=True, exist_ok=True)
     server = get_server(instance_path / "postgres")
     _handles["postgres"] = server
-    admin_uri = server.get_uri("postgres")
+    admin_uri = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
-    return normalize_database_url(server.get_uri("postgres", database))
+    return normalize_database_url(server.get_uri(database))
 
 
 def start_redis(instance_path: Path) -> str:

@@ -22,6 +22,8 @@ from echo.extensions import db
 log = logging.getLogger(__name__)
 
 URL_PATH = "/tickets/attachments/{id}"
+# Raster formats browsers cannot execute; everything else (SVG, HTML, PDF…) is only ever downloaded.
+INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _NEW_KEYS = "echo_new_storage_keys"
@@ -72,14 +74,20 @@ def checked_content_type(declared: str, data: bytes) -> str:
     content_type = declared.split(";", 1)[0].strip().lower()
     if not _CONTENT_TYPE.match(content_type):
         return "application/octet-stream"
-    if content_type.startswith("image/"):
+    if content_type in INLINE_IMAGE_TYPES or content_type == "image/jpg":
         try:
             sniffed = puremagic.from_string(data[:8192], mime=True)
         except (puremagic.PureError, ValueError):
             sniffed = ""
         if sniffed != content_type and not (sniffed == "image/jpeg" and content_type == "image/jpg"):
             return "application/octet-stream"
+        return sniffed
     return content_type
+
+
+def is_inline_image(content_type: str) -> bool:
+    """Whether bytes of this (already checked) type may be shown inline rather than downloaded."""
+    return content_type in INLINE_IMAGE_TYPES
 
 
 def store_file(thread_id: uuid.UUID, file: IncomingFile) -> Attachment:

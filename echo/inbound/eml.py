@@ -40,6 +40,7 @@ CHARSET_ALIASES = {
 ASCII_LABELS = {"", "us-ascii", "ascii", "ansi_x3.4-1968", "unknown-8bit", "x-unknown", "default"}
 
 _FOLD = re.compile(r"\r?\n[ \t]*")
+_MIME_TYPES = mimetypes.MimeTypes()  # built-in table only, so made-up names match on every host
 
 
 def message_to_postmark(raw: bytes, support_address: str | None = None) -> dict:
@@ -113,7 +114,7 @@ def _decode_header_value(value: str) -> str:
         return value
     try:
         return "".join(
-            chunk if isinstance(chunk, str) else decode_bytes(chunk, charset)
+            chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset)
             for chunk, charset in decode_header(value)
         )
     except Exception:
@@ -126,10 +127,10 @@ def _from_surrogates(value: str) -> str:
         data = value.encode("utf-8", "surrogateescape")
     except UnicodeError:
         return value
-    return decode_bytes(data, None)
+    return _decode_bytes(data, None)
 
 
-def decode_bytes(data: bytes, charset: str | None) -> str:
+def _decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode bytes with a declared charset, falling back to UTF-8 then cp1252 with replacement."""
     label = (charset or "").strip().strip('"').lower()
     if label in ASCII_LABELS:
@@ -180,18 +181,19 @@ def _mailbox_hash(recipients: list[dict], support_address: str | None) -> str:
     return ""
 
 
-def _leaves(part: Message) -> Iterator[Message]:
-    """Yield the leaf parts of a message, treating attached messages as leaves."""
-    try:
-        children = part.get_payload() if part.is_multipart() else None
-    except Exception:
-        children = None
-    if isinstance(children, list) and _content_type(part).startswith("multipart/"):
-        for child in children:
-            if isinstance(child, Message):
-                yield from _leaves(child)
-    else:
-        yield part
+def _leaves(msg: Message) -> Iterator[Message]:
+    """Yield the leaf parts of a message in order, treating attached messages as leaves."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        try:
+            children = part.get_payload() if part.is_multipart() else None
+        except Exception:
+            children = None
+        if isinstance(children, list) and _content_type(part).startswith("multipart/"):
+            stack.extend(child for child in reversed(children) if isinstance(child, Message))
+        else:
+            yield part
 
 
 def _classify(msg: Message) -> tuple[list[str], list[str], list[Message]]:
@@ -227,30 +229,26 @@ def _is_attachment(part: Message) -> bool:
 
 
 def _body(part: Message) -> str:
-    """Return a text part's content decoded with its declared charset."""
+    """Return a text part's content decoded with its declared charset, with LF line ends."""
     try:
         charset = part.get_content_charset()
     except Exception:
         charset = None
-    return decode_bytes(_payload_bytes(part), charset)
+    return _decode_bytes(_payload_bytes(part), charset).replace("\r\n", "\n")
 
 
 def _payload_bytes(part: Message) -> bytes:
     """Return a part's transfer-decoded bytes (an attached message is re-serialised)."""
     try:
+        if not part.is_multipart():
+            data = part.get_payload(decode=True)
+            return data if isinstance(data, bytes) else b""
         payload = part.get_payload()
-        if part.is_multipart() and isinstance(payload, list):
-            inner = payload[0] if len(payload) == 1 else None
-            if isinstance(inner, Message):
-                return inner.as_bytes(policy=email.policy.compat32)
-            return part.as_bytes(policy=email.policy.compat32)
-        data = part.get_payload(decode=True)
+        if _content_type(part) == "message/rfc822" and len(payload) == 1:
+            return payload[0].as_bytes(policy=email.policy.compat32)
+        return part.as_bytes(policy=email.policy.compat32)
     except Exception:
-        data = None
-    if data is None:
-        raw = payload if isinstance(payload, str) else ""
-        data = raw.encode("utf-8", "surrogateescape")
-    return data
+        return b""
 
 
 def _attachment(part: Message, number: int) -> dict:
@@ -279,6 +277,6 @@ def _filename(part: Message, ctype: str, number: int) -> str:
         return name
     if ctype == "message/rfc822":
         return "forwarded-message.eml"
-    extension = mimetypes.guess_extension(ctype) or ".bin"
+    extension = _MIME_TYPES.guess_extension(ctype) or ".bin"
     prefix = ctype.partition("/")[0] if ctype.split("/")[0] in ("image", "audio", "video") else "attachment"
     return f"{prefix}-{number}{extension}"

@@ -28,6 +28,7 @@ ALLOWED_ATTRIBUTES = {
     "abbr": {"title"},
 }
 URL_SCHEMES = {"http", "https", "mailto", "cid"}
+ABSOLUTE_URL_PREFIXES = ("http://", "https://", "mailto:")
 CLEAN_CONTENT_TAGS = {"script", "style", "title", "head", "template", "noscript", "xmp", "iframe", "object"}
 MAX_REPLY_PARSE_CHARS = 200_000
 
@@ -40,7 +41,7 @@ def sanitize_html(raw: str, cid_urls: dict[str, str] | None = None) -> str:
     """Return `raw` reduced to an allow-list of tags, attributes and URL schemes.
 
     Inline images (`cid:` sources) are pointed at Echo's attachment URLs when known; any
-    other `cid:` reference is dropped so nothing points at a missing part.
+    other `cid:` reference and every relative URL is dropped.
     """
     if not raw:
         return ""
@@ -51,17 +52,26 @@ def sanitize_html(raw: str, cid_urls: dict[str, str] | None = None) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
-        attribute_filter=_cid_filter(cid_urls or {}),
+        attribute_filter=_url_filter(cid_urls or {}),
         strip_comments=True,
     )
 
 
-def _cid_filter(cid_urls: dict[str, str]) -> Callable[[str, str, str], str | None]:
+def _url_filter(cid_urls: dict[str, str]) -> Callable[[str, str, str], str | None]:
+    """Keep absolute web and mail links; map `cid:` images; drop relative URLs.
+
+    A relative URL in an email means nothing, but inside the console it would resolve to
+    Echo itself (`<img src="/tickets/…">` would fire requests as the agent).
+    """
+
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
-        if value[:4].lower() != "cid:":
+        if attribute not in ("href", "src", "cite"):
             return value
-        if tag == "img" and attribute == "src":
-            return cid_urls.get(value[4:].strip("<>").lower())
+        lowered = value.strip().lower()
+        if lowered.startswith(ABSOLUTE_URL_PREFIXES):
+            return value
+        if lowered.startswith("cid:") and tag == "img" and attribute == "src":
+            return cid_urls.get(lowered[4:].strip("<>"))
         return None
 
     return rewrite

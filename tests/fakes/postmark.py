@@ -1,0 +1,78 @@
+"""A local HTTP server that answers like Postmark's email API, reached through the real postmarker client.
+
+It records every accepted email, and can be told to answer the next requests with errors
+(HTTP 500, 429, or a 422 with a Postmark ErrorCode) to exercise retries and failures.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+
+class FakePostmark:
+    token = "test-server-token"
+
+    def __init__(self) -> None:
+        self.server = HTTPServer(host="127.0.0.1", port=0)
+        self.lock = threading.Lock()
+        self.sent: list[dict] = []
+        self.requests: list[dict] = []
+        self.failures: list[tuple[int, dict | None]] = []
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/")
+
+    def start(self) -> None:
+        self.server.start()
+        self._install()
+
+    def stop(self) -> None:
+        self.server.clear()
+        if self.server.is_running():
+            self.server.stop()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.sent.clear()
+            self.requests.clear()
+            self.failures.clear()
+
+    def fail_next(self, status: int = 500, error_code: int | None = None, times: int = 1,
+                  message: str = "Simulated failure") -> None:
+        body = {"ErrorCode": error_code, "Message": message} if error_code is not None else None
+        with self.lock:
+            self.failures.extend([(status, body)] * times)
+
+    def _install(self) -> None:
+        self.server.expect_request("/email", method="POST").respond_with_handler(self._send_email)
+
+    def _send_email(self, request: Request) -> Response:
+        if request.headers.get("X-Postmark-Server-Token") != self.token:
+            return _json({"ErrorCode": 10, "Message": "No Account or Server API tokens were supplied"}, 401)
+        try:
+            payload = json.loads(request.get_data())
+        except ValueError:
+            return _json({"ErrorCode": 400, "Message": "Invalid JSON"}, 400)
+        with self.lock:
+            self.requests.append(payload)
+            if self.failures:
+                status, body = self.failures.pop(0)
+                return _json(body, status) if body else Response("upstream error", status=status)
+            if not payload.get("From") or not payload.get("To"):
+                return _json({"ErrorCode": 300, "Message": "Invalid email request"}, 422)
+            message_id = str(uuid.uuid4())
+            stored = dict(payload, MessageID=message_id, ReceivedAt=datetime.now(timezone.utc).isoformat())
+            self.sent.append(stored)
+        return _json({"To": payload["To"], "SubmittedAt": stored["ReceivedAt"], "MessageID": message_id,
+                      "ErrorCode": 0, "Message": "OK"}, 200)
+
+
+def _json(body: dict, status: int) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
