@@ -278,5 +278,6 @@ def _filename(part: Message, ctype: str, number: int) -> str:
     if ctype == "message/rfc822":
         return "forwarded-message.eml"
     extension = _MIME_TYPES.guess_extension(ctype) or ".bin"
-    prefix = ctype.partition("/")[0] if ctype.split("/")[0] in ("image", "audio", "video") else "attachment"
+    maintype = ctype.partition("/")[0]
+    prefix = maintype if maintype in ("image", "audio", "video") else "attachment"
     return f"{prefix}-{number}{extension}"
