@@ -120,3 +120,21 @@ def test_database_outage_answers_5xx_so_postmark_retries(make_app):
     response = post_inbound(app.test_client(), inbound_payload())
     assert response.status_code == 503
     assert response.get_json()["error"] == "unavailable"
+
+
+def test_concurrent_duplicate_deliveries_store_one_thread(app, db):
+    """Postmark may deliver the same message twice at once; exactly one copy survives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    payload = inbound_payload()
+
+    def deliver(_):
+        with app.test_client() as c:
+            return post_inbound(c, payload)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(deliver, range(6)))
+    assert [r.status_code for r in responses] == [200] * 6
+    assert sorted(r.get_json()["status"] for r in responses).count("created") == 1
+    assert len({r.get_json()["ticket_id"] for r in responses}) == 1
+    assert count(db, Thread) == 1 and count(db, Ticket) == 1 and count(db, Customer) == 1
