@@ -143,16 +143,24 @@ class Database:
         self.dsn = make_url(admin_dsn).set(database=self.name).render_as_string(hide_password=False)
         self.created = False
 
-    def create(self) -> None:
+    def create(self, echo_src: Path | None = None) -> None:
+        """Create the database and apply Echo's migrations (`echo.migrate.upgrade`).
+
+        The migration runs in a child process so it uses the same Echo source tree as the
+        server under test (--echo-src), not whatever this process imported.
+        """
         import psycopg
 
-        from echo import migrate
         from echo.config import normalize_database_url
 
         with psycopg.connect(self.admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
         self.created = True
-        migrate.upgrade(normalize_database_url(self.dsn))
+        code = "import sys; from echo import migrate; migrate.upgrade(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", code, normalize_database_url(self.dsn)], env=echo_env(echo_src),
+                              cwd=str(echo_src or ROOT), capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"migration failed:\n{done.stderr[-3000:]}")
 
     def reset(self) -> None:
         """Empty every table Echo writes and restart the numbering, so both runs start alike."""
@@ -187,6 +195,14 @@ class Database:
         with psycopg.connect(self.admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         self.created = False
+
+
+def echo_env(echo_src: Path | None, base: dict | None = None) -> dict:
+    """The environment that makes `import echo` load from echo_src (default: the installed, editable tree)."""
+    env = dict(os.environ if base is None else base)
+    if echo_src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(echo_src), *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,8 +247,9 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 
 class Server:
-    def __init__(self, name: str, app: str, extra: list[str], env: dict, workers: int, logdir: Path) -> None:
-        self.name, self.port, self.workers = name, free_port(), workers
+    def __init__(self, name: str, app: str, extra: list[str], env: dict, workers: int, logdir: Path,
+                 cwd: Path = ROOT) -> None:
+        self.name, self.port, self.workers, self.cwd = name, free_port(), workers, cwd
         self.log_path = logdir / f"{name}-gunicorn.log"
         # As the Procfile starts it, minus the access log (off for the benchmark).
         self.cmd = gunicorn_bin() + [app, *extra, "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
@@ -243,7 +260,7 @@ class Server:
     def start(self) -> None:
         log(f"starting {self.name}: {' '.join(self.cmd)}")
         self.log_file = open(self.log_path, "wb")
-        self.proc = PROCS.start(self.cmd, env=self.env, cwd=str(ROOT), stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.proc = PROCS.start(self.cmd, env=self.env, cwd=str(self.cwd), stdout=self.log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:
@@ -476,11 +493,17 @@ def main() -> int:
                              "acknowledge path; 0 = Echo's own default of 10 per customer per 24 h)")
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                         help="after Echo's measured window, load it SECONDS more under py-spy and list hot spots")
+    parser.add_argument("--echo-src", type=Path, default=None, metavar="DIR",
+                        help="run Echo (server and migrations) from this source tree instead of the installed one, "
+                             "e.g. a `git archive HEAD` export while the working tree is mid-edit")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets or set(targets) - {"echo", "baseline"}:
         parser.error("--targets takes echo and/or baseline")
+    echo_src = args.echo_src.resolve() if args.echo_src else None
+    if echo_src is not None and not (echo_src / "echo" / "__init__.py").exists():
+        parser.error(f"--echo-src {echo_src} holds no echo/ package")
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
@@ -491,7 +514,6 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="echo-bench-"))
     template_file = tmp / "templates.txt"
     template_file.write_text(pset.to_wrk_lines(), encoding="utf-8")
-    sample = json.loads(payloads.RunIds().body(encoded[0], 0))
     html_kb = sum(len(json.loads(payloads.RunIds().body(e, 0))["HtmlBody"].encode()) for e in encoded[:200]) / 200 / 1024
 
     wrk = find_wrk(allow_install=True) if args.client in ("auto", "wrk") else None
@@ -516,7 +538,7 @@ def main() -> int:
         rconn.flushdb()
         db = Database(admin)
         log(f"creating and migrating database {db.name}")
-        db.create()
+        db.create(echo_src)
 
         common = dict(os.environ)
         for var in ("WEB_CONCURRENCY", "PORT", "DATABASE_URL", "REDIS_URL"):
@@ -534,8 +556,8 @@ def main() -> int:
             rconn.flushdb()
             ids = payloads.RunIds()
             if name == "echo":
-                env = dict(common, DATABASE_URL=db.dsn, REDIS_URL=redis)
-                server = Server("echo", "echo.wsgi:app", [], env, args.workers, tmp)
+                env = echo_env(echo_src, dict(common, DATABASE_URL=db.dsn, REDIS_URL=redis))
+                server = Server("echo", "echo.wsgi:app", [], env, args.workers, tmp, echo_src or ROOT)
             else:
                 env = dict(common, BASELINE_DATABASE_URL=db.dsn, BASELINE_REDIS_URL=redis)
                 server = Server("baseline", "baseline_app:app", ["--pythonpath", str(BENCH)], env, args.workers, tmp)
@@ -585,7 +607,7 @@ def main() -> int:
                 log(f"could not drop database {db.name}: {exc}")
         shutil.rmtree(tmp, ignore_errors=True)
 
-    report = build_report(args, results, client_name, pset, html_kb, sample, profile)
+    report = build_report(args, results, client_name, pset, html_kb, profile)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -645,7 +667,7 @@ def check_rows(name: str, rows: dict, ok_total: int, slack: int) -> dict:
     return {"ok": not problems, "problems": problems, "in_flight_extra_rows": threads - ok_total}
 
 
-def build_report(args, results: dict, client_name: str, pset, html_kb: float, sample: dict, profile) -> dict:
+def build_report(args, results: dict, client_name: str, pset, html_kb: float, profile) -> dict:
     report = {
         "config": {
             "seconds": args.seconds, "warmup": args.warmup, "workers": args.workers, "clients": args.clients,
@@ -653,6 +675,7 @@ def build_report(args, results: dict, client_name: str, pset, html_kb: float, sa
             "reply_share": round(pset.replies / len(pset.templates), 3),
             "mean_payload_kb": round(pset.mean_bytes / 1024, 1), "mean_html_kb": round(html_kb, 1),
             "flood_limit": args.flood_limit or "echo default", "cpus": os.cpu_count(),
+            "echo_src": str(args.echo_src.resolve()) if args.echo_src else str(ROOT),
         },
         "results": results,
     }
@@ -683,6 +706,7 @@ def print_report(report: dict) -> None:
     print(f"Payloads: {c['templates']} templates, mean {c['mean_payload_kb']} KB JSON (HtmlBody {c['mean_html_kb']} KB),"
           f" {c['reply_share']:.0%} replies via In-Reply-To, {c['customers']} customers,"
           f" ECHO_FLOOD_LIMIT={c['flood_limit']}")
+    print(f"Echo source: {c['echo_src']}")
     print()
     print(f"{'':10} {'requests':>9} {'non-200':>8} {'sock.err':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
           f" {'p99 ms':>8} {'max ms':>8}")

@@ -17,8 +17,11 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 def _blueprints():
     """Every blueprint Echo serves, in one visible list."""
     from echo.inbound.views import bp as inbound
+    from echo.investigate.views import bp as investigate
+    from echo.outbound.views import bp as outbound
+    from echo.tickets.api import bp as agent_api
 
-    return [inbound]
+    return [inbound, outbound, investigate, agent_api]
 
 
 def load_settings(config: Settings | Mapping[str, str] | None = None) -> Settings:

@@ -175,5 +175,41 @@ def agents_invite(email: str, role: str, name: str | None) -> None:
     click.echo(f"Agent {agent.email} ({agent.role}) is ready.")
 
 
+@agents.command("token")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for, e.g. 'status console'.")
+@with_appcontext
+def agents_token(email: str, name: str) -> None:
+    """Create a personal access token for an agent (shown once; only its hash is kept)."""
+    from echo.agents.service import create_token
+    from echo.errors import EchoError
+    from echo.extensions import db
+
+    try:
+        _, raw = create_token(email, name)
+    except EchoError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(raw)
+    click.echo("Store it now: Echo keeps only its hash and cannot show it again.", err=True)
+
+
+@agents.command("revoke-tokens")
+@click.argument("email")
+@with_appcontext
+def agents_revoke_tokens(email: str) -> None:
+    """Revoke every token of an agent."""
+    from echo.agents.service import revoke_tokens
+    from echo.errors import EchoError
+    from echo.extensions import db
+
+    try:
+        count = revoke_tokens(email)
+    except EchoError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Revoked {count} token(s).")
+
+
 if __name__ == "__main__":
     main()

@@ -47,8 +47,11 @@ def error_response(code: str, message: str, status: int, details=None):
     return jsonify(body), status
 
 
+JSON_PREFIXES = ("/api/", "/tickets/inbound", "/tickets/webhooks/", "/tickets/from-snapshot")
+
+
 def wants_json(path: str) -> bool:
-    return path.startswith("/api/") or path.startswith("/tickets/inbound") or path.startswith("/tickets/webhooks")
+    return path.startswith(JSON_PREFIXES)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,6 +1,6 @@
 """Import every feature's models so the metadata (and Alembic) sees all tables."""
 
-from echo.agents.models import Agent  # noqa: F401
+from echo.agents.models import Agent, AgentToken  # noqa: F401
 from echo.attachments.models import Attachment  # noqa: F401
 from echo.audit.models import AuditLog, SupportAuditLog  # noqa: F401
 from echo.customers.models import Customer  # noqa: F401

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 from flask import Flask
 from rq import Worker
 
 from echo.jobs import QUEUES, redis_connection
+from workers import clock
 
 
 @functools.cache
@@ -19,7 +21,13 @@ def worker_app() -> Flask:
 
 
 def run(app: Flask, *, burst: bool = False, queues: tuple[str, ...] = QUEUES) -> bool:
-    """Work the queues (with rq's scheduler for delayed retries) until stopped, or until empty in burst mode."""
-    with app.app_context():
-        worker = Worker(list(queues), connection=redis_connection())
-        return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    """Work the queues until stopped (or until empty in burst mode), with the periodic-job clock beside."""
+    stop = threading.Event()
+    if not burst:
+        clock.start(app, stop)
+    try:
+        with app.app_context():
+            worker = Worker(list(queues), connection=redis_connection())
+            return worker.work(burst=burst, logging_level="INFO")
+    finally:
+        stop.set()

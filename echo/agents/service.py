@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+import secrets
+from datetime import timedelta
 
-from echo.agents.models import ROLES, Agent
+from sqlalchemy import select, update
+
+from echo.actors import SYSTEM
+from echo.agents.models import ROLES, Agent, AgentToken
+from echo.audit import service as audit
+from echo.db import utcnow
 from echo.errors import InvalidPayload
 from echo.extensions import db
 from echo.inbound.schemas import normalize_email
@@ -25,3 +32,51 @@ def ensure_agent(email: str, display_name: str, role: str) -> Agent:
         agent.role, agent.active = role, True
     db.session.flush()
     return agent
+
+
+TOKEN_PREFIX = "echo_pat_"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(email: str, name: str = "") -> tuple[AgentToken, str]:
+    """Mint a personal access token for an active agent; the plain token is returned once, never stored."""
+    agent = db.session.scalar(select(Agent).where(Agent.email == normalize_email(email), Agent.active))
+    if agent is None:
+        raise InvalidPayload(f"No active agent {email}.", code="unknown_agent", status=404)
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = AgentToken(agent_id=agent.id, token_hash=hash_token(raw), name=name[:200])
+    db.session.add(token)
+    db.session.flush()
+    audit.record(SYSTEM, "agents.token_created", "agent", agent.id, token_id=str(token.id))
+    return token, raw
+
+
+def revoke_tokens(email: str) -> int:
+    """Revoke every live token of an agent."""
+    agent = db.session.scalar(select(Agent).where(Agent.email == normalize_email(email)))
+    if agent is None:
+        raise InvalidPayload(f"No agent {email}.", code="unknown_agent", status=404)
+    revoked = db.session.execute(
+        update(AgentToken).where(AgentToken.agent_id == agent.id, AgentToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount
+    audit.record(SYSTEM, "agents.tokens_revoked", "agent", agent.id, count=revoked)
+    return revoked
+
+
+def agent_for_token(raw: str) -> Agent | None:
+    """The active agent a presented token belongs to, or None (unknown, revoked, or agent deactivated)."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    token = db.session.scalar(
+        select(AgentToken).where(AgentToken.token_hash == hash_token(raw), AgentToken.revoked_at.is_(None))
+    )
+    if token is None or not token.agent.active:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
+        token.last_used_at = now
+    return token.agent

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from echo.actors import Actor
 from echo.attachments import service as attachments
 from echo.audit import service as audit
 from echo.customers.service import CustomerRef, upsert_customer
@@ -17,8 +18,9 @@ from echo.db import utcnow
 from echo.extensions import db
 from echo.inbound import guards, sanitize, threading
 from echo.inbound.schemas import InboundEmail
-from echo.mail.service import queue_acknowledgement
+from echo.mail.service import queue_acknowledgement, queue_email
 from echo.tickets.models import MessageId, Thread, Ticket
+from echo.tickets.service import set_status
 
 MAX_SUBJECT = 1000
 MAX_HEADER = 20_000
@@ -114,16 +116,18 @@ def ingest_email(message: InboundEmail) -> IngestResult:
 
     if not created and not automated and not spam:
         if ticket.status in ("pending", "resolved"):
-            ticket.status, ticket.closed_at = "open", None
+            set_status(ticket, "open", actor=Actor.customer(customer.id), now=now)
         ticket.updated_at = now
         ticket.last_customer_reply_at = now
+        if ticket.assignee is not None and ticket.assignee.active:
+            queue_email("customer_reply", to_email=ticket.assignee.email, ticket=ticket, thread_id=thread.id)
 
     acknowledged = created and not (automated or ticket.quarantined or customer.email_bounced)
     if acknowledged:
         queue_acknowledgement(ticket, customer.email, rfc_id)
 
     audit.record(
-        audit.actor_for_customer(customer.id), "tickets.inbound", "ticket", ticket.id,
+        Actor.customer(customer.id), "tickets.inbound", "ticket", ticket.id,
         thread_id=str(thread.id), created=created, matched_via=match.via if match else None,
         previous_ticket_id=str(previous.id) if previous else None, auto_reply=automated,
         quarantined=ticket.quarantined or thread.quarantined, attachments=len(files),
@@ -153,7 +157,7 @@ def _open_ticket(customer: CustomerRef, subject: str, spam: bool, previous: Tick
         id=uuid.uuid4(), customer_id=customer.id, status="open", subject=subject or "(no subject)",
         source="email", quarantined=reason is not None, quarantine_reason=reason,
         previous_ticket_id=previous.id if previous else None, created_at=now, updated_at=now,
-        last_customer_reply_at=now,
+        status_changed_at=now, last_customer_reply_at=now,
     )
     db.session.add(ticket)
     db.session.flush()  # the database assigns the ticket number

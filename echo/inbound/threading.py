@@ -16,6 +16,7 @@ from sqlalchemy import select
 from echo.extensions import db
 from echo.mail import reply_token
 from echo.tickets.models import MessageId, Thread, Ticket
+from echo.tickets.service import survivor
 
 POSTMARK_DOMAIN = "mtasv.net"
 MAX_REFERENCES = 50
@@ -92,13 +93,13 @@ def find_ticket(
         for hit in header_hits:
             ticket = tickets.get(hit.ticket_id)
             if ticket and (hit.origin == "outbound" or ticket.customer_id == customer_id):
-                return Match(_survivor(ticket), "header")
+                return Match(survivor(ticket), "header")
 
     if mailbox_hash:
         ticket_id = reply_token.verify(secret, mailbox_hash.strip())
         ticket = db.session.get(Ticket, ticket_id) if ticket_id else None
         if ticket:
-            return Match(_survivor(ticket), "token")
+            return Match(survivor(ticket), "token")
 
     number = _SUBJECT_NUMBER.search(subject or "")
     if number:
@@ -106,14 +107,7 @@ def find_ticket(
             select(Ticket).where(Ticket.seq == int(number.group(1)), Ticket.customer_id == customer_id)
         )
         if ticket:
-            return Match(_survivor(ticket), "subject")
+            return Match(survivor(ticket), "subject")
     return None
 
 
-def _survivor(ticket: Ticket) -> Ticket:
-    """Follow merges to the ticket that lives on (bounded, in case of a cycle)."""
-    for _ in range(20):
-        if ticket.merged_into_id is None:
-            return ticket
-        ticket = db.session.get(Ticket, ticket.merged_into_id)
-    return ticket

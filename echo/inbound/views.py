@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy.exc import IntegrityError
 
-from echo.errors import EchoError, InvalidPayload
 from echo.extensions import db
+from echo.http import json_body, require_webhook_auth
 from echo.inbound.schemas import parse_inbound
 from echo.inbound.service import find_duplicate, ingest_email
 
 log = logging.getLogger(__name__)
 bp = Blueprint("inbound", __name__, url_prefix="/tickets")
-
-
-class Unauthorized(EchoError):
-    status = 401
-    code = "unauthorized"
-
-
-def require_webhook_auth() -> None:
-    """Check Postmark's HTTP Basic credentials in constant time (both parts, always)."""
-    settings = current_app.config["ECHO"]
-    auth = request.authorization
-    user = (auth.username or "") if auth and auth.type == "basic" else ""
-    password = (auth.password or "") if auth and auth.type == "basic" else ""
-    user_ok = hmac.compare_digest(user.encode(), settings.webhook_user.encode())
-    password_ok = hmac.compare_digest(password.encode(), settings.webhook_password.encode())
-    if not (user_ok and password_ok):
-        raise Unauthorized("Missing or wrong webhook credentials.")
-
-
-def json_body() -> object:
-    if not request.is_json:
-        raise InvalidPayload("Send the payload as application/json.", code="unsupported_media_type", status=415)
-    data = request.get_json(silent=True)
-    if data is None:
-        raise InvalidPayload("The body is not valid JSON.", code="invalid_json", status=400)
-    return data
 
 
 @bp.post("/inbound")

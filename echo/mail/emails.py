@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import datetime
 from typing import Callable
 
 from flask import current_app, render_template
+from sqlalchemy import select
 
+from echo.attachments.models import Attachment
+from echo.attachments.storage import storage
 from echo.extensions import db
 from echo.mail import reply_token
-from echo.mail.models import OutboxMessage
+from echo.mail.models import CUSTOMER_EMAILS, OutboxMessage
 from echo.mail.postmark import OutgoingEmail
-from echo.tickets.models import Ticket
+from echo.tickets.models import Thread, Ticket
 
 Builder = Callable[[OutboxMessage], tuple[dict, dict[str, str]]]
 _BUILDERS: dict[str, Builder] = {}
@@ -43,6 +48,59 @@ def acknowledgement(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
     return context, headers
 
 
+def thread_ids(ticket: Ticket, before: datetime | None = None) -> list[str]:
+    """Message ids of the conversation so far, oldest first (customer mail and our sent replies)."""
+    rows = db.session.execute(
+        select(Thread.rfc_message_id, OutboxMessage.postmark_message_id, OutboxMessage.message_id, Thread.direction)
+        .outerjoin(OutboxMessage, OutboxMessage.thread_id == Thread.id)
+        .where(Thread.ticket_id == ticket.id, Thread.direction != "internal",
+               Thread.created_at < before if before else True)
+        .order_by(Thread.created_at)
+    )
+    ids = []
+    for rfc_id, postmark_id, own_id, direction in rows:
+        message_id = rfc_id if direction == "inbound" else (f"{postmark_id}@mtasv.net" if postmark_id else own_id)
+        if message_id and message_id not in ids:
+            ids.append(message_id)
+    return ids
+
+
+def references_header(ids: list[str]) -> dict[str, str]:
+    """In-Reply-To the latest message; References the first and the most recent ones (RFC 5322 §3.6.4)."""
+    if not ids:
+        return {}
+    kept = ids if len(ids) <= 10 else [ids[0]] + ids[-9:]
+    return {"In-Reply-To": f"<{ids[-1]}>", "References": " ".join(f"<{i}>" for i in kept)}
+
+
+@email("reply")
+def reply(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
+    ticket = db.session.get(Ticket, outbox.ticket_id)
+    thread = db.session.get(Thread, outbox.thread_id)
+    context = {"ticket": ticket, "thread": thread, "portal_link": portal_link(ticket)}
+    return context, references_header(thread_ids(ticket, before=thread.created_at))
+
+
+@email("auto_closed")
+def auto_closed(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
+    ticket = db.session.get(Ticket, outbox.ticket_id)
+    context = {"ticket": ticket, "portal_link": portal_link(ticket), "days": outbox.context.get("days")}
+    headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+    headers.update(references_header(thread_ids(ticket)))
+    return context, headers
+
+
+def _agent_notification(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
+    ticket = db.session.get(Ticket, outbox.ticket_id)
+    console = current_app.config["ECHO"].console_url
+    context = {"ticket": ticket, "console_link": f"{console}/tickets/{ticket.number}" if console else None}
+    return context, {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+
+
+email("assignment")(_agent_notification)
+email("customer_reply")(_agent_notification)
+
+
 def render(outbox: OutboxMessage) -> OutgoingEmail:
     """Turn an outbox entry into the email Postmark will send."""
     settings = current_app.config["ECHO"]
@@ -53,7 +111,7 @@ def render(outbox: OutboxMessage) -> OutgoingEmail:
     ticket = context.get("ticket")
     reply_to = (
         reply_token.reply_address(settings.secret_key, settings.support_address, ticket.id)
-        if ticket is not None else settings.support_address
+        if ticket is not None and outbox.kind in CUSTOMER_EMAILS else settings.support_address
     )
     metadata = {"echo_outbox_id": str(outbox.id)}
     if ticket is not None:
@@ -67,4 +125,16 @@ def render(outbox: OutboxMessage) -> OutgoingEmail:
         headers=headers,
         metadata=metadata,
         tag=outbox.kind,
+        attachments=_attachments(outbox.thread_id) if outbox.kind == "reply" else None,
     )
+
+
+def _attachments(thread_id) -> list[dict]:
+    files = db.session.scalars(
+        select(Attachment).where(Attachment.thread_id == thread_id, Attachment.erased_at.is_(None))
+    ).all()
+    return [
+        {"Name": f.filename, "Content": base64.b64encode(storage().get(f.s3_key)).decode(),
+         "ContentType": f.content_type}
+        for f in files
+    ]

@@ -11,6 +11,8 @@ from echo.db import created_at, utcnow, uuid_pk
 from echo.extensions import db
 
 STATES = ("queued", "sending", "sent", "delivered", "failed", "expired")
+# Emails to customers thread (reply token, registered ids); notifications to agents do not.
+CUSTOMER_EMAILS = frozenset({"acknowledgement", "reply", "auto_closed"})
 
 
 class OutboxMessage(db.Model):
@@ -33,5 +35,7 @@ class OutboxMessage(db.Model):
     postmark_message_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = created_at()
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    # When the current send began; a `sending` row older than a few minutes means its worker died.
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

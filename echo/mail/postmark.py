@@ -39,6 +39,24 @@ def client() -> PostmarkClient:
     return PostmarkClient(server_token=settings.postmark_server_token, root_api_url=api_url, timeout=15)
 
 
+def find_sent(outbox_id: str) -> str | None:
+    """Postmark's MessageID of a message we sent for this outbox entry, if Postmark has one.
+
+    Used after a worker died between Postmark accepting a message and Echo recording it:
+    the Metadata we send lets us ask instead of sending twice.
+    """
+    try:
+        response = client().messages.outbound.call(
+            "GET", "/messages/outbound", count=1, offset=0, metadata_echo_outbox_id=outbox_id,
+        )
+    except ClientError as exc:
+        raise SendError(str(exc), permanent=False, error_code=getattr(exc, "error_code", None)) from None
+    except requests.RequestException as exc:
+        raise SendError(f"could not reach Postmark: {type(exc).__name__}", permanent=False) from None
+    messages = response.get("Messages") or []
+    return messages[0]["MessageID"] if messages else None
+
+
 def send(email: OutgoingEmail) -> str:
     """Send one email and return Postmark's MessageID, or raise SendError saying whether to retry."""
     settings = current_app.config["ECHO"]

@@ -8,7 +8,7 @@ from flask import current_app
 
 from echo.extensions import db
 from echo.jobs import enqueue_after_commit
-from echo.mail.models import OutboxMessage
+from echo.mail.models import CUSTOMER_EMAILS, OutboxMessage
 from echo.tickets.models import MessageId, Ticket
 
 
@@ -27,7 +27,7 @@ def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, threa
         thread_id=thread_id, context=context or {}, message_id=mint_message_id(),
     )
     db.session.add(outbox)
-    if ticket is not None:
+    if ticket is not None and kind in CUSTOMER_EMAILS:
         db.session.add(MessageId(message_id=outbox.message_id, ticket_id=ticket.id, thread_id=thread_id, origin="outbound"))
     enqueue_after_commit(deliver, str(outbox.id), queue_name="mail")
     return outbox

@@ -1,48 +1,65 @@
-"""Delivery jobs: send an outbox entry through Postmark exactly once, retrying what is transient."""
+"""Delivery jobs: send each outbox entry through Postmark exactly once, retrying what is transient.
+
+The outbox row is the source of truth. A send is marked `sending` (and committed) before
+Postmark is called; if the worker dies before recording the result, the sweeper finds the
+stale `sending` row and asks Postmark (by the Metadata we sent) whether it went out, so a
+crash never causes a second email.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from echo.customers.models import Customer
 from echo.db import utcnow
 from echo.extensions import db
 from echo.jobs import queue, task
 from echo.mail import emails, postmark
-from echo.mail.models import OutboxMessage
+from echo.mail.models import CUSTOMER_EMAILS, OutboxMessage
 from echo.tickets.models import MessageId
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS = [15, 60, 300, 900, 1800, 3600]  # seconds; then hourly
 GIVE_UP_AFTER = timedelta(hours=24)
+STALE_SENDING = timedelta(minutes=2)
 
 
 def retry_delay(attempts: int) -> int:
-    return RETRY_DELAYS[min(attempts - 1, len(RETRY_DELAYS) - 1)] if attempts > 0 else RETRY_DELAYS[0]
+    return RETRY_DELAYS[min(max(attempts, 1) - 1, len(RETRY_DELAYS) - 1)]
 
 
 @task
 def deliver(outbox_id: str) -> str:
-    """Send one queued outbox entry; safe to run twice for the same id."""
+    """Send one outbox entry if it is due; safe to run any number of times for the same id."""
+    now = utcnow()
     outbox = db.session.scalar(
         select(OutboxMessage).where(OutboxMessage.id == uuid.UUID(outbox_id)).with_for_update(skip_locked=True)
     )
-    if outbox is None or outbox.state != "queued":
+    if outbox is None:
         db.session.rollback()
-        return outbox.state if outbox else "missing"
-    bounced = db.session.scalar(select(Customer.email_bounced).where(Customer.email == outbox.to_email))
+        return "busy-or-missing"
+    if outbox.state == "sending" and outbox.attempted_at and now - outbox.attempted_at >= STALE_SENDING:
+        return _recover(outbox)
+    if outbox.state != "queued" or outbox.next_attempt_at > now:
+        state = outbox.state
+        db.session.rollback()
+        return state
+    bounced = db.session.scalar(
+        select(Customer.email_bounced).where(Customer.email == outbox.to_email, Customer.deleted_at.is_(None))
+    )
     if bounced:
-        outbox.state, outbox.last_error = "failed", "The recipient's address bounced; an agent must clear it first."
+        outbox.state = "failed"
+        outbox.last_error = "Not sent: this address bounced. Clear the bounce to send again."
         db.session.commit()
         return outbox.state
 
     message = emails.render(outbox)
-    outbox.state = "sending"
+    outbox.state, outbox.attempted_at = "sending", now
     outbox.attempts += 1
     db.session.commit()
 
@@ -50,10 +67,14 @@ def deliver(outbox_id: str) -> str:
         postmark_id = postmark.send(message)
     except postmark.SendError as exc:
         return _record_failure(outbox, exc)
+    return _record_sent(outbox, postmark_id)
+
+
+def _record_sent(outbox: OutboxMessage, postmark_id: str) -> str:
     outbox.state, outbox.sent_at, outbox.last_error = "sent", utcnow(), None
     outbox.postmark_message_id = postmark_id
-    if outbox.ticket_id is not None:
-        db.session.add(MessageId(
+    if outbox.ticket_id is not None and outbox.kind in CUSTOMER_EMAILS:
+        db.session.merge(MessageId(
             message_id=f"{postmark_id.lower()}@mtasv.net", ticket_id=outbox.ticket_id,
             thread_id=outbox.thread_id, origin="outbound",
         ))
@@ -61,17 +82,67 @@ def deliver(outbox_id: str) -> str:
     return outbox.state
 
 
+def _recover(outbox: OutboxMessage) -> str:
+    """A worker died mid-send: ask Postmark before sending again."""
+    try:
+        postmark_id = postmark.find_sent(str(outbox.id))
+    except postmark.SendError as exc:
+        outbox.last_error = f"Could not confirm an interrupted send: {exc}"[:1000]
+        db.session.commit()
+        return outbox.state
+    if postmark_id:
+        log.info("outbox %s: interrupted send had reached Postmark; recorded without resending", outbox.id)
+        return _record_sent(outbox, postmark_id)
+    outbox.state, outbox.next_attempt_at = "queued", utcnow()
+    db.session.commit()
+    return deliver(str(outbox.id))
+
+
 def _record_failure(outbox: OutboxMessage, exc: postmark.SendError) -> str:
     outbox.last_error = str(exc)[:1000]
     if exc.permanent:
         outbox.state = "failed"
+        if exc.error_code in (300, 406):
+            _flag_recipient(outbox.to_email)
     elif utcnow() - outbox.created_at >= GIVE_UP_AFTER:
         outbox.state = "expired"
     else:
-        delay = retry_delay(outbox.attempts)
-        outbox.state, outbox.next_attempt_at = "queued", utcnow() + timedelta(seconds=delay)
+        outbox.state = "queued"
+        outbox.next_attempt_at = utcnow() + timedelta(seconds=retry_delay(outbox.attempts))
     db.session.commit()
-    if outbox.state == "queued":
-        queue("mail").enqueue_in(timedelta(seconds=retry_delay(outbox.attempts)), deliver, str(outbox.id))
-    log.warning("outbox %s %s after attempt %s: %s", outbox.id, outbox.state, outbox.attempts, outbox.last_error)
+    log.warning("outbox %s %s after attempt %s (%s)", outbox.id, outbox.state, outbox.attempts,
+                f"error {exc.error_code}" if exc.error_code is not None else "transient")
     return outbox.state
+
+
+def _flag_recipient(address: str) -> None:
+    """Postmark says this address can never receive mail: stop writing to it until an agent clears it."""
+    db.session.execute(
+        Customer.__table__.update().where(Customer.email == address, Customer.deleted_at.is_(None))
+        .values(email_bounced=True)
+    )
+
+
+@task
+def sweep_outbox(now: datetime | None = None) -> int:
+    """Enqueue every outbox entry that is due: retries, lost enqueues, and sends a dead worker left."""
+    now = now or utcnow()
+    due = db.session.scalars(
+        select(OutboxMessage.id).where(or_(
+            (OutboxMessage.state == "queued") & (OutboxMessage.next_attempt_at <= now),
+            (OutboxMessage.state == "sending") & (OutboxMessage.attempted_at <= now - STALE_SENDING),
+        )).limit(500)
+    ).all()
+    db.session.rollback()
+    expired = db.session.execute(
+        OutboxMessage.__table__.update()
+        .where(OutboxMessage.state == "queued", OutboxMessage.created_at <= now - GIVE_UP_AFTER)
+        .values(state="expired", last_error="Gave up after 24 hours of failed attempts.")
+    ).rowcount
+    db.session.commit()
+    mail = queue("mail")
+    for outbox_id in due:
+        mail.enqueue(deliver, str(outbox_id))
+    if expired:
+        log.warning("%s outbox entries expired after 24 hours", expired)
+    return len(due)

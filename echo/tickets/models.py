@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger, Boolean, CheckConstraint, Computed, DateTime, ForeignKey, Index, Numeric, Sequence,
-    String, Text, Uuid, text,
+    String, Text, Uuid, func, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,8 +30,11 @@ class Ticket(db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'pending', 'resolved', 'closed')", name="status"),
         CheckConstraint("merged_into_id IS NULL OR merged_into_id <> id", name="not_merged_into_self"),
+        # Only internal (Investigate) tickets have no customer.
+        CheckConstraint("customer_id IS NOT NULL OR source = 'snapshot'", name="customer_unless_internal"),
         Index("ix_tickets_customer_created", "customer_id", "created_at"),
         Index("ix_tickets_inbox", "quarantined", "updated_at"),
+        Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -43,7 +46,7 @@ class Ticket(db.Model):
         String(32), Computed("'TKT-' || lpad(seq::text, greatest(4, length(seq::text)), '0')", persisted=True),
         unique=True,
     )
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), nullable=False)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
     assigned_to: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", server_default="open")
     subject: Mapped[str] = mapped_column(Text, nullable=False, default="")
@@ -59,12 +62,16 @@ class Ticket(db.Model):
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), nullable=False
+    )
     last_customer_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     threads: Mapped[list["Thread"]] = relationship(
         back_populates="ticket", order_by="Thread.created_at", foreign_keys="Thread.ticket_id"
     )
     customer = relationship("Customer", lazy="joined")
+    assignee = relationship("Agent", lazy="joined")
 
 
 class Thread(db.Model):

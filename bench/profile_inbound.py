@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""cProfile one process handling inbound emails, to see where Echo's CPU time goes per request.
+
+    /work/venv/bin/python bench/profile_inbound.py [--requests 1500] [--target echo|baseline] [--top 30]
+                                                   [--echo-src DIR] [--no-cprofile]
+
+Same payloads as bench/inbound.py, sent one at a time through the WSGI app in this process (no
+gunicorn, no network client), against a fresh database that is dropped afterwards. Prints the
+wall time per request, a per-stage breakdown for Echo (timed by wrapping the stage functions)
+and cProfile's top functions by own time and by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import io
+import os
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import inbound as bench  # noqa: E402
+import payloads  # noqa: E402
+
+
+def wrap_stages(timings: dict) -> None:
+    """Time Echo's request stages by wrapping the functions the view and service look up at call time."""
+    from echo.inbound import sanitize, schemas, service, views
+    from echo import jobs
+
+    def timed(module, name, label):
+        original = getattr(module, name)
+
+        def wrapper(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return original(*a, **kw)
+            finally:
+                timings[label] += time.perf_counter() - t0
+
+        setattr(module, name, wrapper)
+
+    timed(views, "parse_inbound", "parse_inbound (pydantic)")
+    timed(views, "ingest_email", "ingest_email (total)")
+    timed(service, "find_duplicate", "  find_duplicate")
+    timed(service, "upsert_customer", "  upsert_customer")
+    timed(service, "_open_ticket", "  _open_ticket (count + insert + flush)")
+    timed(service.threading, "known_ids", "  threading.known_ids")
+    timed(service.threading, "find_ticket", "  threading.find_ticket")
+    timed(service.sanitize, "sanitize_html", "  sanitize_html (nh3)")
+    timed(service.sanitize, "stripped_reply", "  stripped_reply (mailparser_reply)")
+    timed(service.sanitize, "html_to_text", "  html_to_text")
+    timed(service, "queue_acknowledgement", "  queue_acknowledgement")
+    timed(jobs, "_send_pending_jobs", "rq enqueue (after commit)")
+    from sqlalchemy.orm import Session
+    timed(Session, "commit", "session.commit (incl. final flush + enqueue)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--target", choices=("echo", "baseline"), default="echo")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--echo-src", type=Path, default=None, metavar="DIR",
+                        help="import Echo from this source tree (e.g. a `git archive HEAD` export)")
+    parser.add_argument("--no-cprofile", action="store_true", help="only the stage timings (no profiler overhead)")
+    args = parser.parse_args()
+    echo_src = args.echo_src.resolve() if args.echo_src else None
+    if echo_src is not None:
+        sys.path.insert(0, str(echo_src))
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+    pset = payloads.build(2000)
+    encoded = pset.encoded()
+    ids = payloads.RunIds()
+    bodies = [ids.body(encoded[i % len(encoded)], i) for i in range(args.requests)]
+    user, password = "postmark-bench", secrets.token_urlsafe(16)
+    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    redis = bench.redis_url()
+    from redis import Redis
+    Redis.from_url(redis).flushdb()
+    db = bench.Database(bench.postgres_admin_url())
+    db.create(echo_src)
+    tmp = Path(tempfile.mkdtemp(prefix="echo-bench-profile-"))
+    try:
+        os.environ.update({
+            "ECHO_ENV": "development", "ECHO_SECRET_KEY": secrets.token_hex(32), "ECHO_WEBHOOK_USER": user,
+            "ECHO_WEBHOOK_PASSWORD": password, "ECHO_SUPPORT_ADDRESS": "support@raxx.app",
+            "ECHO_INSTANCE_PATH": str(tmp), "ECHO_FLOOD_LIMIT": "1000000",
+            "DATABASE_URL": db.dsn, "REDIS_URL": redis, "BASELINE_DATABASE_URL": db.dsn, "BASELINE_REDIS_URL": redis,
+        })
+        if args.target == "echo":
+            from echo import create_app
+            app = create_app()
+        else:
+            import baseline_app
+            app = baseline_app.app
+        timings: dict = defaultdict(float)
+        if args.target == "echo":
+            wrap_stages(timings)
+
+        def call(body: bytes) -> str:
+            environ = {
+                "REQUEST_METHOD": "POST", "PATH_INFO": "/tickets/inbound", "SERVER_NAME": "localhost",
+                "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.multithread": False,
+                "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
+                "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "HTTP_AUTHORIZATION": auth,
+                "REMOTE_ADDR": "127.0.0.1",
+            }
+            status = []
+            out = b"".join(app(environ, lambda s, h, e=None: status.append(s)))
+            if not status[0].startswith("200"):
+                raise RuntimeError(f"{status[0]}: {out[:500]!r}")
+            return status[0]
+
+        warm = min(200, args.requests // 5)
+        for body in bodies[:warm]:
+            call(body)
+        timings.clear()
+        profiler = None if args.no_cprofile else cProfile.Profile()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for body in bodies[warm:]:
+            call(body)
+        if profiler:
+            profiler.disable()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        n = len(bodies) - warm
+        print(f"{args.target}: {n} requests in one process: {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU "
+              f"(this process) per request{' (under cProfile)' if profiler else ''}")
+        if timings:
+            print("\nStage timings, ms per request (wall, nested stages indented):")
+            for label, total in timings.items():
+                print(f"  {total / n * 1000:7.3f}  {label}")
+        if profiler:
+            for key in ("tottime", "cumulative"):
+                s = io.StringIO()
+                pstats.Stats(profiler, stream=s).strip_dirs().sort_stats(key).print_stats(args.top)
+                print(f"\n--- top {args.top} by {key} ---")
+                print("\n".join(s.getvalue().splitlines()[6:]))
+    finally:
+        try:
+            from echo.extensions import db as echo_db  # release pooled connections before DROP
+            echo_db.engine.dispose() if args.target == "echo" and "app" in locals() else None
+        except Exception:  # noqa: BLE001
+            pass
+        db.drop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

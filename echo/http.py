@@ -1,0 +1,44 @@
+"""Request plumbing shared by Echo's JSON endpoints: webhook auth and JSON bodies."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app, request
+
+from echo.errors import EchoError, InvalidPayload
+
+
+class Unauthorized(EchoError):
+    status = 401
+    code = "unauthorized"
+
+
+def require_webhook_auth() -> None:
+    """Check Postmark's HTTP Basic credentials in constant time (both parts, always)."""
+    settings = current_app.config["ECHO"]
+    auth = request.authorization
+    basic = auth is not None and auth.type == "basic"
+    user = (auth.username or "") if basic else ""
+    password = (auth.password or "") if basic else ""
+    user_ok = hmac.compare_digest(user.encode(), settings.webhook_user.encode())
+    password_ok = hmac.compare_digest(password.encode(), settings.webhook_password.encode())
+    if not (user_ok and password_ok):
+        raise Unauthorized("Missing or wrong webhook credentials.")
+
+
+def json_body() -> object:
+    """The request's JSON body, or a clear 4xx when it is not JSON."""
+    if not request.is_json:
+        raise InvalidPayload("Send the payload as application/json.", code="unsupported_media_type", status=415)
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidPayload("The body is not valid JSON.", code="invalid_json", status=400)
+    return data
+
+
+def json_object() -> dict:
+    data = json_body()
+    if not isinstance(data, dict):
+        raise InvalidPayload("The payload must be a JSON object.")
+    return data

@@ -1,0 +1,1 @@
+"""Investigate: internal tickets filed from a console status snapshot."""

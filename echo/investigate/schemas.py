@@ -1,0 +1,53 @@
+"""Report payloads for internal tickets, a union discriminated by `kind` so new report kinds slot in."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from echo.errors import InvalidPayload, PayloadTooLarge
+
+MAX_SNAPSHOT_BYTES = 256 * 1024
+Short = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class AuditSnapshotReport(BaseModel):
+    """The console's Investigate button: a degraded surface on a deploy, with its audit-log snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["audit_snapshot"] = "audit_snapshot"
+    deploy_id: Short
+    surface_id: Short
+    snapshot: dict[str, Any] | list[Any]
+    title: Annotated[str, Field(max_length=200)] | None = None
+    note: Annotated[str, Field(max_length=5000)] | None = None
+
+    @field_validator("deploy_id", "surface_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("must be printable text")
+        return value.strip()
+
+
+Report = Annotated[Union[AuditSnapshotReport], Field(discriminator="kind")]
+_adapter = TypeAdapter(Report)
+
+
+def parse_report(data: object) -> AuditSnapshotReport:
+    if not isinstance(data, dict):
+        raise InvalidPayload("The body must be a JSON object.")
+    data = {"kind": "audit_snapshot", **data}
+    if len(json.dumps(data.get("snapshot"), default=str)) > MAX_SNAPSHOT_BYTES:
+        raise PayloadTooLarge("The snapshot is larger than 256 KB.", code="snapshot_too_large")
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ][:20]
+        raise InvalidPayload("The report is not valid.", details=details) from None

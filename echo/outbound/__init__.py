@@ -1,0 +1,1 @@
+"""Outbound feature: agent replies and Postmark delivery webhooks."""

@@ -1,0 +1,136 @@
+"""The agent JSON API, /api/v1/agent (SPEC §7b): the console's use cases for scripts and integrations."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from echo.actors import Actor
+from echo.agents.models import Agent
+from echo.agents.service import agent_for_token
+from echo.errors import EchoError, InvalidPayload
+from echo.extensions import db
+from echo.http import json_body
+from echo.outbound.service import send_reply
+from echo.tickets import queries, service
+from echo.tickets.schemas import MergeIn, NoteIn, ReplyIn, TicketPatch, outbox_json, parse, ticket_json
+
+bp = Blueprint("agent_api", __name__, url_prefix="/api/v1/agent")
+
+# Merges are hard to undo, so only superadmins may do them.
+SUPERADMIN_ONLY = {"agent_api.merge_ticket"}
+
+
+class Unauthorized(EchoError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(EchoError):
+    status = 403
+    code = "forbidden"
+
+
+def authenticate_bearer() -> Actor:
+    """The agent behind an `Authorization: Bearer echo_pat_…` header, or 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    agent = agent_for_token(raw.strip()) if scheme.lower() == "bearer" else None
+    if agent is None:
+        raise Unauthorized("A valid agent token is required (Authorization: Bearer echo_pat_…).")
+    return Actor.agent(agent)
+
+
+@bp.before_request
+def _authenticate():
+    g.actor = authenticate_bearer()
+    if request.endpoint in SUPERADMIN_ONLY and g.actor.role != "superadmin":
+        raise Forbidden("Your role may not do this.")
+
+
+def _ticket_response(ticket, status=200):
+    return jsonify(ticket_json(ticket, queries.conversation(ticket))), status
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidPayload(f"{name} must be a whole number.", code="invalid_query") from None
+    if not low <= value <= high:
+        raise InvalidPayload(f"{name} must be between {low} and {high}.", code="invalid_query")
+    return value
+
+
+@bp.get("/tickets")
+def list_tickets():
+    args = request.args
+    assignee = args.get("assignee")
+    if assignee == "me":
+        assignee = db.session.get(Agent, g.actor.id).email
+    filters = queries.TicketFilters(
+        status=args.get("status"), assignee=assignee, tag=args.get("tag"), customer=args.get("customer"),
+        q=(args.get("q") or "").strip()[:200] or None, quarantined=args.get("quarantined") in ("1", "true"),
+        page=_int_arg("page", 1, 1, 100_000), per_page=_int_arg("per_page", 25, 1, 100),
+    )
+    tickets, total = queries.list_tickets(filters)
+    db.session.commit()  # token last-use stamp
+    return jsonify(tickets=[ticket_json(t) for t in tickets], total=total, page=filters.page,
+                   per_page=filters.per_page)
+
+
+@bp.get("/tickets/<number>")
+def get_ticket(number):
+    ticket = service.get_ticket(number)
+    response = _ticket_response(ticket)
+    db.session.commit()
+    return response
+
+
+@bp.patch("/tickets/<number>")
+def patch_ticket(number):
+    data = json_body()
+    patch = parse(TicketPatch, data)
+    ticket = service.get_ticket(number)
+    fields = set(data)
+    if "status" in fields and patch.status:
+        service.set_status(ticket, patch.status, actor=g.actor)
+    if "assignee" in fields:
+        service.assign(ticket, patch.assignee, actor=g.actor)
+    if "tags" in fields and patch.tags is not None:
+        service.set_tags(ticket, patch.tags, actor=g.actor)
+    if "category" in fields:
+        service.set_category(ticket, patch.category, actor=g.actor)
+    db.session.commit()
+    return _ticket_response(ticket)
+
+
+@bp.post("/tickets/<number>/replies")
+def reply(number):
+    body = parse(ReplyIn, json_body())
+    ticket = service.get_ticket(number)
+    result = send_reply(ticket, actor=g.actor, body_text=body.body_text, body_html=body.body_html,
+                        status=body.status)
+    db.session.commit()
+    return jsonify(thread_id=str(result.thread.id), outbox=outbox_json(result.outbox)), 201
+
+
+@bp.post("/tickets/<number>/notes")
+def note(number):
+    body = parse(NoteIn, json_body())
+    ticket = service.get_ticket(number)
+    thread = service.add_note(ticket, actor=g.actor, body_text=body.body_text)
+    db.session.commit()
+    return jsonify(thread_id=str(thread.id)), 201
+
+
+@bp.post("/tickets/<number>/merge")
+def merge_ticket(number):
+    body = parse(MergeIn, json_body())
+    source = service.get_ticket(number)
+    into = service.get_ticket(body.into)
+    survivor = service.merge(source, into, actor=g.actor)
+    db.session.commit()
+    return _ticket_response(survivor)

@@ -1,0 +1,111 @@
+"""JSON shapes of tickets for agents (the agent API), and the request bodies it accepts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from echo.errors import InvalidPayload
+from echo.mail.models import OutboxMessage
+from echo.tickets.models import Thread, Ticket
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ReplyIn(_Strict):
+    body_text: Annotated[str, Field(max_length=200_000)] | None = None
+    body_html: Annotated[str, Field(max_length=400_000)] | None = None
+    status: Literal["open", "pending", "resolved"] | None = "pending"
+
+
+class NoteIn(_Strict):
+    body_text: Annotated[str, Field(min_length=1, max_length=200_000)]
+
+
+class TicketPatch(_Strict):
+    status: Literal["open", "pending", "resolved", "closed"] | None = None
+    assignee: Annotated[str, Field(max_length=320)] | None = None
+    tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] | None = None
+    category: Literal["account", "billing", "bug_report", "feature_request"] | None = None
+
+
+class MergeIn(_Strict):
+    into: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+def parse(model: type[BaseModel], data: object):
+    """Validate a request body, turning every problem into one 422 with per-field details."""
+    if not isinstance(data, dict):
+        raise InvalidPayload("The body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ][:20]
+        raise InvalidPayload("The request body is not valid.", details=details) from None
+
+
+def outbox_json(outbox: OutboxMessage | None) -> dict | None:
+    if outbox is None:
+        return None
+    return {
+        "id": str(outbox.id), "state": outbox.state, "attempts": outbox.attempts, "last_error": outbox.last_error,
+        "sent_at": _iso(outbox.sent_at), "delivered_at": _iso(outbox.delivered_at),
+    }
+
+
+def thread_json(thread: Thread, outbox: OutboxMessage | None = None) -> dict:
+    return {
+        "id": str(thread.id),
+        "direction": thread.direction,
+        "source": thread.source,
+        "sender": {"email": thread.sender_email, "name": thread.sender_name} if thread.sender_email else None,
+        "authored_by": str(thread.authored_by) if thread.authored_by else None,
+        "body_text": thread.body_text,
+        "body_html": thread.body_html,
+        "stripped_text": thread.stripped_text,
+        "is_auto_reply": thread.is_auto_reply,
+        "quarantined": thread.quarantined,
+        "created_at": _iso(thread.created_at),
+        "attachments": [
+            {"id": str(a.id), "filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes,
+             "erased": a.erased_at is not None}
+            for a in thread.attachments
+        ],
+        "outbox": outbox_json(outbox) if thread.direction == "outbound" else None,
+    }
+
+
+def ticket_json(ticket: Ticket, threads: list[tuple[Thread, OutboxMessage | None]] | None = None) -> dict:
+    customer = ticket.customer
+    body = {
+        "id": str(ticket.id),
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "customer": {"id": str(customer.id), "email": customer.email, "name": customer.display_name,
+                     "email_bounced": customer.email_bounced} if customer else None,
+        "assignee": {"id": str(ticket.assignee.id), "email": ticket.assignee.email,
+                     "name": ticket.assignee.display_name} if ticket.assignee else None,
+        "tags": list(ticket.tags),
+        "category": ticket.category,
+        "source": ticket.source,
+        "quarantined": ticket.quarantined,
+        "quarantine_reason": ticket.quarantine_reason,
+        "previous_ticket_id": str(ticket.previous_ticket_id) if ticket.previous_ticket_id else None,
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "closed_at": _iso(ticket.closed_at),
+    }
+    if threads is not None:
+        body["threads"] = [thread_json(t, o) for t, o in threads]
+    return body
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,60 @@
+"""Periodic jobs, enqueued by whichever worker holds the slot in Redis (so N workers enqueue once)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Flask
+
+from echo.jobs import queue, redis_connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Every:
+    seconds: int
+    func: Callable
+    queue_name: str
+
+
+def schedule() -> list[Every]:
+    from echo.mail.tasks import sweep_outbox
+    from echo.tickets.tasks import auto_close
+
+    return [
+        Every(10, sweep_outbox, "mail"),  # retries are due within seconds of their time
+        Every(3600, auto_close, "maintenance"),
+    ]
+
+
+def tick(app: Flask, jobs: list[Every] | None = None) -> list[str]:
+    """Enqueue each periodic job whose slot is free; the slot lasts one period, cluster-wide."""
+    fired = []
+    with app.app_context():
+        redis = redis_connection()
+        for job in jobs or schedule():
+            name = f"{job.func.__module__}.{job.func.__name__}"
+            if redis.set(f"echo:clock:{name}", "1", nx=True, ex=job.seconds):
+                queue(job.queue_name).enqueue(job.func)
+                fired.append(name)
+    return fired
+
+
+def start(app: Flask, stop: threading.Event, interval: float = 5.0) -> threading.Thread:
+    """Run the clock in a daemon thread beside the worker until `stop` is set."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                tick(app)
+            except Exception:
+                log.exception("clock tick failed")
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="echo-clock", daemon=True)
+    thread.start()
+    return thread
