@@ -17,6 +17,7 @@ import http.client
 import itertools
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -304,6 +305,82 @@ class Server:
 
 
 # --------------------------------------------------------------------------------------------
+# CPU accounting: who used the two cores during the measured window
+# --------------------------------------------------------------------------------------------
+
+def cpu_snapshot() -> dict:
+    """pid -> (command, parent pid, CPU ticks) for every process, plus the machine's busy/total ticks."""
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.find("(") + 1:raw.rfind(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        procs[int(entry)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    idle = cpu[3] + cpu[4]
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"procs": procs, "busy": sum(cpu[:8]) - idle, "total": sum(cpu[:8]), "t": time.monotonic(),
+            # the load client: this process (Python client) and reaped children (wrk, gone from /proc at the end)
+            "client_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}
+
+
+def cpu_breakdown(before: dict, after: dict, server_pid: int) -> dict:
+    """Share of the machine's CPU capacity used in the window, by role (in % of all cores)."""
+    procs = after["procs"]
+
+    def in_tree(pid: int) -> bool:
+        for _ in range(20):
+            if pid == server_pid:
+                return True
+            parent = procs.get(pid, ("", 0, 0))[1]
+            if parent in (0, 1, pid):
+                return False
+            pid = parent
+        return False
+
+    hz = os.sysconf("SC_CLK_TCK")
+    roles: Counter = Counter()
+    roles["load client"] = round((after["client_s"] - before["client_s"]) * hz)
+    for pid, (comm, _ppid, ticks) in procs.items():
+        if pid == os.getpid():
+            continue
+        delta = ticks - before["procs"].get(pid, (comm, 0, 0))[2] if pid in before["procs"] else ticks
+        if delta <= 0:
+            continue
+        if in_tree(pid):
+            role = "app (gunicorn)"
+        elif comm.startswith("postgres") or comm.startswith("postmaster"):
+            role = "postgres"
+        elif comm.startswith("redis"):
+            role = "redis"
+        else:
+            role = "other processes"
+        roles[role] += delta
+    total = after["total"] - before["total"]
+    busy = after["busy"] - before["busy"]
+    out = {role: round(100.0 * ticks / total, 1) for role, ticks in roles.most_common()} if total else {}
+    out["kernel/irq/unattributed"] = round(max(0.0, 100.0 * busy / total - sum(out.values())), 1) if total else 0.0
+    out["idle"] = round(100.0 - 100.0 * busy / total, 1) if total else 0.0
+    out["_cpu_seconds"] = {role: round(ticks / hz, 2) for role, ticks in roles.items()}
+    return out
+
+
+def busy_share(seconds: float = 1.0) -> float:
+    """Percent of all cores busy right now (before a run: is something else loading the machine?)."""
+    a = cpu_snapshot()
+    time.sleep(seconds)
+    b = cpu_snapshot()
+    return round(100.0 * (b["busy"] - a["busy"]) / max(1, b["total"] - a["total"]), 1)
+
+
+# --------------------------------------------------------------------------------------------
 # Load generators: wrk (preferred, C, little CPU) or a Python thread pool
 # --------------------------------------------------------------------------------------------
 
@@ -330,13 +407,17 @@ class LoadResult(dict):
 
 
 def run_wrk(wrk: str, port: int, template_file: Path, ids: payloads.RunIds, auth: str, offset: int,
-            clients: int, threads: int, seconds: float) -> LoadResult:
+            clients: int, threads: int, seconds: float, snapshots: list | None = None) -> LoadResult:
     cmd = [wrk, "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
            "-s", str(BENCH / "inbound.lua"), f"http://127.0.0.1:{port}/tickets/inbound",
            "--", str(template_file), ids.tag, ids.pm_prefix, str(offset), auth, str(threads)]
+    if snapshots is not None:
+        snapshots.append(cpu_snapshot())
     proc = PROCS.start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=seconds + 60)
+        if snapshots is not None:
+            snapshots.append(cpu_snapshot())
     finally:
         PROCS.stop(proc)
     line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
@@ -356,7 +437,7 @@ def run_wrk(wrk: str, port: int, template_file: Path, ids: payloads.RunIds, auth
 
 
 def run_python_client(port: int, encoded: list, ids: payloads.RunIds, auth: str, offset: int, clients: int,
-                      warmup: float, seconds: float) -> tuple[LoadResult, LoadResult]:
+                      warmup: float, seconds: float, snapshots: list | None = None) -> tuple[LoadResult, LoadResult]:
     """Keep-alive http.client connections in threads; one continuous run split into warm-up and window."""
     counter = itertools.count(offset)
     n = len(encoded)
@@ -393,7 +474,12 @@ def run_python_client(port: int, encoded: list, ids: payloads.RunIds, auth: str,
     for t in pool:
         t.start()
     try:
-        time.sleep(warmup + seconds)
+        time.sleep(warmup)
+        if snapshots is not None:
+            snapshots.append(cpu_snapshot())
+        time.sleep(seconds)
+        if snapshots is not None:
+            snapshots.append(cpu_snapshot())
     finally:
         stop.set()
         for t in pool:
@@ -561,7 +647,12 @@ def main() -> int:
             else:
                 env = dict(common, BASELINE_DATABASE_URL=db.dsn, BASELINE_REDIS_URL=redis)
                 server = Server("baseline", "baseline_app:app", ["--pythonpath", str(BENCH)], env, args.workers, tmp)
+            busy = busy_share(1.0)
+            if busy > 15:
+                log(f"warning: {busy}% of the CPUs were busy before starting {name} (other processes?); "
+                    "numbers will be noisy")
             server.start()
+            snaps: list = []
             try:
                 log(f"{name}: warm-up {args.warmup:g} s, then {args.seconds:g} s measured, "
                     f"{args.clients} clients ({client_name})")
@@ -569,10 +660,11 @@ def main() -> int:
                     warm = run_wrk(wrk, server.port, template_file, ids, auth, 0, args.clients, args.wrk_threads,
                                    args.warmup)
                     main_r = run_wrk(wrk, server.port, template_file, ids, auth, warm["next_offset"], args.clients,
-                                     args.wrk_threads, args.seconds)
+                                     args.wrk_threads, args.seconds, snaps)
                 else:
                     warm, main_r = run_python_client(server.port, encoded, ids, auth, 0, args.clients, args.warmup,
-                                                     args.seconds)
+                                                     args.seconds, snaps)
+                cpu = cpu_breakdown(snaps[0], snaps[1], server.proc.pid)
                 ok_total = warm["ok"] + main_r["ok"] + main_r.get("after_window_ok", 0)
                 phases = 2
                 if name == "echo" and args.profile > 0:
@@ -587,6 +679,11 @@ def main() -> int:
             counts["rq_jobs_mail"] = Queue("mail", connection=rconn).count
             result = dict(main_r)
             result.pop("next_offset", None)
+            window = snaps[1]["t"] - snaps[0]["t"]
+            per_request = {role: round(1000.0 * sec / max(1, main_r["requests"]), 2)
+                           for role, sec in cpu.pop("_cpu_seconds").items()}
+            result.update(cpu_busy_before_pct=busy, cpu_pct_of_machine=cpu, cpu_ms_per_request=per_request,
+                          cpu_window_s=round(window, 1))
             result.update(warmup_requests=warm["requests"], warmup_non200=warm["non200"], ok_total=ok_total,
                           rows=counts, row_check=check_rows(name, counts, ok_total, args.clients * phases))
             if result["non200"] or warm["non200"]:
@@ -713,6 +810,14 @@ def print_report(report: dict) -> None:
     for name, r in report["results"].items():
         print(f"{name:10} {r['requests']:>9} {r['non200']:>8} {r['socket_errors']:>8} {r['rps']:>8.1f}"
               f" {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}")
+    print()
+    print("CPU during the measured window, % of all cores (and CPU ms per request):")
+    for name, r in report["results"].items():
+        shares = ", ".join(
+            f"{role} {pct:.0f}%" + (f" ({r['cpu_ms_per_request'][role]:.1f} ms)" if role in r["cpu_ms_per_request"] else "")
+            for role, pct in r["cpu_pct_of_machine"].items())
+        note = f"  [busy before start: {r['cpu_busy_before_pct']:.0f}%]" if r["cpu_busy_before_pct"] > 15 else ""
+        print(f"  {name:9} {shares}{note}")
     print()
     for name, r in report["results"].items():
         rows = r["rows"]

@@ -151,7 +151,10 @@ def run_jobs(app):
     from echo.jobs import redis_connection
 
     def run() -> None:
-        SimpleWorker(list(QUEUES), connection=redis_connection()).work(burst=True)
+        connection = redis_connection()
+        with app.app_context():  # the worker's own context and session, as in a worker process
+            SimpleWorker(list(QUEUES), connection=connection).work(burst=True)
+        _db.session.expire_all()
 
     return run
 
@@ -181,3 +184,31 @@ def s3_app(make_app, s3_server):
     app = make_app(ECHO_STORAGE="s3", S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server)
     with app.app_context():
         yield app
+
+
+@pytest.fixture
+def agent_token(app):
+    """Create an agent with a personal access token; returns (agent, headers)."""
+    from echo.agents.service import create_token
+    from tests.factories import AgentFactory
+
+    def make(role: str = "ops", **kwargs):
+        agent = AgentFactory(role=role, **kwargs)
+        _, raw = create_token(agent.email)
+        _db.session.commit()
+        return agent, {"Authorization": f"Bearer {raw}"}
+
+    return make
+
+
+@pytest.fixture
+def call_task(app):
+    """Call a job function directly, in its own app context and session as a worker would."""
+
+    def call(func, *args, **kwargs):
+        with app.app_context():
+            result = func(*args, **kwargs)
+        _db.session.expire_all()
+        return result
+
+    return call

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -19,11 +20,12 @@ class FakePostmark:
     token = "test-server-token"
 
     def __init__(self) -> None:
-        self.server = HTTPServer(host="127.0.0.1", port=0)
+        self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
         self.lock = threading.Lock()
         self.sent: list[dict] = []
         self.requests: list[dict] = []
         self.failures: list[tuple[int, dict | None]] = []
+        self.delay_after_accept = 0.0  # seconds to hold the response after recording a message
 
     @property
     def url(self) -> str:
@@ -43,6 +45,7 @@ class FakePostmark:
             self.sent.clear()
             self.requests.clear()
             self.failures.clear()
+            self.delay_after_accept = 0.0
 
     def fail_next(self, status: int = 500, error_code: int | None = None, times: int = 1,
                   message: str = "Simulated failure") -> None:
@@ -52,6 +55,22 @@ class FakePostmark:
 
     def _install(self) -> None:
         self.server.expect_request("/email", method="POST").respond_with_handler(self._send_email)
+        self.server.expect_request("/messages/outbound", method="GET").respond_with_handler(self._search_outbound)
+
+    def _search_outbound(self, request: Request) -> Response:
+        """Outbound message search, with Postmark's `metadata_<key>=value` filters."""
+        if request.headers.get("X-Postmark-Server-Token") != self.token:
+            return _json({"ErrorCode": 10, "Message": "No Account or Server API tokens were supplied"}, 401)
+        filters = {k[len("metadata_"):]: v for k, v in request.args.items() if k.startswith("metadata_")}
+        count, offset = int(request.args.get("count", 100)), int(request.args.get("offset", 0))
+        with self.lock:
+            matches = [m for m in self.sent if all((m.get("Metadata") or {}).get(k) == v for k, v in filters.items())]
+        page = matches[offset:offset + count]
+        return _json({"TotalCount": len(matches), "Messages": [
+            {"MessageID": m["MessageID"], "To": [{"Email": m["To"], "Name": None}], "Subject": m.get("Subject"),
+             "Metadata": m.get("Metadata") or {}, "Status": "Sent", "ReceivedAt": m["ReceivedAt"]}
+            for m in page
+        ]}, 200)
 
     def _send_email(self, request: Request) -> Response:
         if request.headers.get("X-Postmark-Server-Token") != self.token:
@@ -70,6 +89,8 @@ class FakePostmark:
             message_id = str(uuid.uuid4())
             stored = dict(payload, MessageID=message_id, ReceivedAt=datetime.now(timezone.utc).isoformat())
             self.sent.append(stored)
+        if self.delay_after_accept:
+            time.sleep(self.delay_after_accept)
         return _json({"To": payload["To"], "SubmittedAt": stored["ReceivedAt"], "MessageID": message_id,
                       "ErrorCode": 0, "Message": "OK"}, 200)
 
