@@ -592,7 +592,6 @@ def main() -> int:
         parser.error(f"--echo-src {echo_src} holds no echo/ package")
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
     log(f"building {args.templates} payload templates")
     pset = payloads.build(args.templates, args.customers, args.seed)

@@ -77,7 +77,6 @@ def main() -> int:
     echo_src = args.echo_src.resolve() if args.echo_src else None
     if echo_src is not None:
         sys.path.insert(0, str(echo_src))
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
     pset = payloads.build(2000)
     encoded = pset.encoded()

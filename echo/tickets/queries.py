@@ -36,7 +36,7 @@ def list_tickets(filters: TicketFilters) -> tuple[list[Ticket], int]:
         query = query.where(Ticket.assigned_to == select(Agent.id).where(Agent.email == filters.assignee.lower())
                             .scalar_subquery())
     if filters.tag:
-        query = query.where(Ticket.tags.any(filters.tag.lower()))
+        query = query.where(Ticket.tags.contains([filters.tag.lower()]))
     if filters.customer:
         query = query.where(Ticket.customer_id.in_(select(Customer.id).where(Customer.email == filters.customer.lower())))
     if filters.q:

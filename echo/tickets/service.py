@@ -180,7 +180,8 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
     if into.status in ("resolved", "closed") and source.status not in ("resolved", "closed"):
         into.status, into.closed_at = "open", None
     audit.record(actor, "tickets.merge", "ticket", into.id, source_id=str(source.id), threads_moved=moved)
-    db.session.expire_all()
+    db.session.flush()
+    db.session.expire_all()  # threads moved by a bulk UPDATE; reload what the session had cached
     return into
 
 
@@ -193,7 +194,7 @@ def close_stale_pending(days: int, *, now: datetime | None = None) -> list[uuid.
     stale = db.session.scalars(
         select(Ticket).where(Ticket.status == "pending", Ticket.status_changed_at < cutoff,
                              Ticket.merged_into_id.is_(None))
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=Ticket, skip_locked=True)
     ).all()
     closed = []
     for ticket in stale:
