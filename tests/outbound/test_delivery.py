@@ -142,3 +142,20 @@ def test_worker_killed_before_postmark_got_it_sends_once(client, db, postmark, a
         assert call_task(sweep_outbox) == 1
         run_jobs()
     assert outbox_state(db, outbox.id).state == "sent" and len(postmark.sent) == 1
+
+
+def test_agent_can_retry_a_failed_message(client, db, run_jobs, postmark, agent_token):
+    from echo.actors import SYSTEM
+    from echo.outbound.service import retry_outbox
+
+    _, headers = agent_token()
+    postmark.fail_next(status=422, error_code=300, message="Invalid 'To' address")
+    outbox = reply_outbox(client, db, headers)
+    run_jobs()
+    assert outbox_state(db, outbox.id).state == "failed"
+    customer = db.session.scalar(select(Customer))
+    customer.email_bounced = False  # the agent fixed the address problem
+    retry_outbox(outbox.id, actor=SYSTEM)
+    db.session.commit()
+    run_jobs()
+    assert outbox_state(db, outbox.id).state == "sent" and len(postmark.sent) == 1

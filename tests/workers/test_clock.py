@@ -1,0 +1,22 @@
+"""The worker's clock enqueues each periodic job once per period, however many workers run it."""
+
+from rq import Queue
+
+from echo.jobs import redis_connection
+from workers import clock
+
+
+def test_each_job_fires_once_per_period_across_workers(app):
+    first = clock.tick(app)
+    second = clock.tick(app)  # another worker, same period
+    assert sorted(first) == ["echo.mail.tasks.sweep_outbox", "echo.tickets.tasks.auto_close"]
+    assert second == []
+    assert Queue("mail", connection=redis_connection()).count == 1
+    assert Queue("maintenance", connection=redis_connection()).count == 1
+
+
+def test_clock_jobs_run_in_a_worker(app, run_jobs):
+    clock.tick(app)
+    run_jobs()
+    assert Queue("mail", connection=redis_connection()).count == 0
+    assert Queue("maintenance", connection=redis_connection()).count == 0
