@@ -291,6 +291,21 @@ class Server:
     def worker_pids(self) -> list[int]:
         return _children(self.proc.pid) if self.proc else []
 
+    def first_error(self, lines: int = 40) -> str:
+        """The first logged error with its traceback (what a non-200 left in gunicorn's log), else ''."""
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for at, line in enumerate(text):
+            if "Traceback (most recent call last)" in line or " ERROR " in line or "[ERROR]" in line or \
+                    line.startswith("ERROR"):
+                end = at + 1
+                while end < len(text) and end - at < lines and not text[end].startswith("["):
+                    end += 1  # the traceback, up to the next log record
+                return "\n".join(text[at:end])
+        return ""
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -564,7 +579,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured duration per target (default 20)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before measuring (default 2)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 5)),
+    parser.add_argument("--workers", type=int, default=5,
                         help="gunicorn workers (default 5, as the Procfile)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client connections (default 8)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
@@ -673,7 +688,7 @@ def main() -> int:
                     phases += 1
             finally:
                 server.stop()
-            log_tail = server.log_tail(15)
+            log_excerpt = server.first_error() or server.log_tail(15)
             counts = db.counts()
             counts["rq_jobs_mail"] = Queue("mail", connection=rconn).count
             result = dict(main_r)
@@ -687,7 +702,7 @@ def main() -> int:
                           rows=counts, row_check=check_rows(name, counts, ok_total, args.clients * phases))
             if result["non200"] or warm["non200"]:
                 result["error_bodies"] = (result.get("error_bodies") or []) + (warm.get("error_bodies") or [])
-                result["gunicorn_log_tail"] = log_tail
+                result["gunicorn_log_excerpt"] = log_excerpt
             results[name] = result
             log(f"{name}: {result['rps']:.1f} req/s, p99 {result['p99_ms']:.1f} ms, non-200 {result['non200']}")
     except KeyboardInterrupt:
@@ -833,9 +848,10 @@ def print_report(report: dict) -> None:
             print(f"  {name} returned {r['non200']} non-200 responses in the window ({r['warmup_non200']} in warm-up);"
                   " first error bodies:")
             for body in (r.get("error_bodies") or [])[:5]:
-                print(f"    {body[:400]}")
-            if r.get("gunicorn_log_tail"):
-                print("  gunicorn log tail:\n    " + r["gunicorn_log_tail"].replace("\n", "\n    "))
+                print(f"    {body.strip()[:400]}")
+            if r.get("gunicorn_log_excerpt"):
+                print(f"  {name}'s gunicorn log (first error, else the tail):\n    "
+                      + r["gunicorn_log_excerpt"].replace("\n", "\n    "))
     print()
     if "targets" in report:
         ratio = report["ratio_echo_to_baseline"]
@@ -856,6 +872,8 @@ def print_report(report: dict) -> None:
         print()
         print(f"py-spy profile of Echo's workers ({prof['samples']} samples; {prof['rps_while_profiled']} req/s while"
               " profiled, not comparable)")
+        print("  (wall-clock samples of busy workers: on a saturated machine, time spent waiting for a CPU after a"
+              " socket\n   send lands on psycopg send/wait; bench/profile_inbound.py gives a cleaner CPU split)")
         print("  top self time:")
         for name, pct in prof["self"][:15]:
             print(f"    {pct:5.1f}%  {name}")

@@ -22,7 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -34,8 +34,7 @@ import payloads  # noqa: E402
 
 def wrap_stages(timings: dict) -> None:
     """Time Echo's request stages by wrapping the functions the view and service look up at call time."""
-    from echo.inbound import sanitize, schemas, service, views
-    from echo import jobs
+    from echo.inbound import service, views
 
     def timed(module, name, label):
         original = getattr(module, name)
@@ -60,9 +59,8 @@ def wrap_stages(timings: dict) -> None:
     timed(service.sanitize, "stripped_reply", "  stripped_reply (mailparser_reply)")
     timed(service.sanitize, "html_to_text", "  html_to_text")
     timed(service, "queue_acknowledgement", "  queue_acknowledgement")
-    timed(jobs, "_send_pending_jobs", "rq enqueue (after commit)")
     from sqlalchemy.orm import Session
-    timed(Session, "commit", "session.commit (incl. final flush + enqueue)")
+    timed(Session, "commit", "session.commit (COMMIT round trip + rq enqueue in after_commit)")
 
 
 def main() -> int:
@@ -107,6 +105,21 @@ def main() -> int:
         timings: dict = defaultdict(float)
         if args.target == "echo":
             wrap_stages(timings)
+        statements = [0]
+        cache = Counter()
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        from sqlalchemy.engine.interfaces import CacheStats as C
+        cache_names = {C.CACHE_HIT: "hit", C.CACHE_MISS: "miss", C.CACHING_DISABLED: "caching disabled",
+                       C.NO_CACHE_KEY: "no cache key (uncacheable construct)", C.NO_DIALECT_SUPPORT: "no dialect support"}
+
+        @event.listens_for(Engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, parameters, context, executemany):
+            statements[0] += 1
+            if context is not None and context.compiled is not None:
+                cache[cache_names.get(getattr(context, "cache_hit", None), "plain SQL string")] += 1
+            else:
+                cache["plain SQL string"] += 1
 
         def call(body: bytes) -> str:
             environ = {
@@ -127,6 +140,8 @@ def main() -> int:
         for body in bodies[:warm]:
             call(body)
         timings.clear()
+        statements[0] = 0
+        cache.clear()
         profiler = None if args.no_cprofile else cProfile.Profile()
         cpu0, t0 = time.process_time(), time.perf_counter()
         if profiler:
@@ -139,10 +154,18 @@ def main() -> int:
         n = len(bodies) - warm
         print(f"{args.target}: {n} requests in one process: {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU "
               f"(this process) per request{' (under cProfile)' if profiler else ''}")
+        print(f"SQL statements per request (excluding BEGIN/COMMIT): {statements[0] / n:.1f}; SQLAlchemy compiled "
+              "cache: " + ", ".join(f"{k} {v / n:.1f}/req" for k, v in cache.most_common()))
         if timings:
             print("\nStage timings, ms per request (wall, nested stages indented):")
             for label, total in timings.items():
                 print(f"  {total / n * 1000:7.3f}  {label}")
+            ingest = timings.get("ingest_email (total)", 0.0)
+            nested = sum(v for k, v in timings.items() if k.startswith("  "))
+            print(f"  {(ingest - nested) / n * 1000:7.3f}    rest of ingest_email (Thread/outbox/message_ids/audit INSERTs "
+                  "through ORM flushes, header parsing, guards)")
+            top = sum(v for k, v in timings.items() if not k.startswith("  "))
+            print(f"  {(wall - top) / n * 1000:7.3f}  outside the stages (Flask dispatch, auth, JSON decode, response)")
         if profiler:
             for key in ("tottime", "cumulative"):
                 s = io.StringIO()

@@ -51,6 +51,9 @@ class Settings:
     spam_threshold: float = 5.0
     flood_limit: int = 10
     auto_close_days: int = 14
+    cf_access_team_domain: str | None = None
+    cf_access_aud: str | None = None
+    cf_access_certs_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -99,7 +102,15 @@ class Settings:
             spam_threshold=reader.number("ECHO_SPAM_THRESHOLD", 5.0),
             flood_limit=reader.integer("ECHO_FLOOD_LIMIT", 10),
             auto_close_days=reader.integer("ECHO_AUTO_CLOSE_DAYS", 14),
+            cf_access_team_domain=env.get("ECHO_CF_ACCESS_TEAM_DOMAIN") or None,
+            cf_access_aud=env.get("ECHO_CF_ACCESS_AUD") or None,
+            cf_access_certs_url=reader.url("ECHO_CF_ACCESS_CERTS_URL", ("http", "https")),
         )
+        if values["cf_access_team_domain"]:
+            if not values["cf_access_aud"]:
+                reader.problems.append("ECHO_CF_ACCESS_AUD is required with ECHO_CF_ACCESS_TEAM_DOMAIN")
+            values["cf_access_certs_url"] = values["cf_access_certs_url"] or (
+                f"https://{values['cf_access_team_domain']}/cdn-cgi/access/certs")
         if values["storage"] == "s3" and not values["s3_bucket"]:
             reader.problems.append("S3_BUCKET is required when ECHO_STORAGE=s3")
         if production:

@@ -1,4 +1,4 @@
-"""Agents: the people who answer tickets in the console, and their API tokens."""
+"""Agents: the people who answer tickets in the console, their API tokens, invitations and sessions."""
 
 import uuid
 from datetime import datetime
@@ -35,6 +35,37 @@ class AgentToken(db.Model):
     name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     created_at: Mapped[datetime] = created_at()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    agent: Mapped[Agent] = relationship(lazy="joined")
+
+
+class AgentInvitation(db.Model):
+    """A one-time enrolment link: random, stored as SHA-256, expiring, single use."""
+
+    __tablename__ = "agent_invitations"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id"), nullable=False, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    agent: Mapped[Agent] = relationship(lazy="joined")
+
+
+class AgentSession(db.Model):
+    """A signed-in console session; the cookie carries only its random id."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie value
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id"), nullable=False, index=True)
+    method: Mapped[str] = mapped_column(String(16), nullable=False)  # passkey | cf-access | dev
+    created_at: Mapped[datetime] = created_at()
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     agent: Mapped[Agent] = relationship(lazy="joined")

@@ -66,7 +66,7 @@ def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, bo
     db.session.flush()
     outbox = queue_email("reply", to_email=customer.email, ticket=ticket, thread_id=thread.id)
     thread.rfc_message_id = outbox.message_id
-    ticket.updated_at = thread.created_at
+    ticket.updated_at = ticket.last_agent_reply_at = thread.created_at
     if status and status != ticket.status:
         set_status(ticket, status, actor=actor)
     audit.record(actor, "tickets.reply", "ticket", ticket.id, thread_id=str(thread.id), outbox_id=str(outbox.id),

@@ -8,7 +8,7 @@ from sqlalchemy import (
     BigInteger, Boolean, CheckConstraint, Computed, DateTime, ForeignKey, Index, Numeric, Sequence,
     String, Text, Uuid, func, text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from echo.db import created_at, utcnow, uuid_pk
@@ -35,6 +35,9 @@ class Ticket(db.Model):
         Index("ix_tickets_customer_created", "customer_id", "created_at"),
         Index("ix_tickets_inbox", "quarantined", "updated_at"),
         Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
+        Index("ix_tickets_number_trgm", "number", postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops"}),
+        Index("ix_tickets_tags", "tags", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -66,6 +69,12 @@ class Ticket(db.Model):
         DateTime(timezone=True), default=utcnow, server_default=func.now(), nullable=False
     )
     last_customer_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_agent_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    customer_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    search_vector = mapped_column(
+        TSVECTOR, Computed("setweight(to_tsvector('english'::regconfig, subject), 'A')", persisted=True),
+        deferred=True,
+    )
 
     threads: Mapped[list["Thread"]] = relationship(
         back_populates="ticket", order_by="Thread.created_at", foreign_keys="Thread.ticket_id"
@@ -86,6 +95,7 @@ class Thread(db.Model):
             "uq_threads_postmark_message_id", "postmark_message_id", unique=True,
             postgresql_where=text("postmark_message_id IS NOT NULL"),
         ),
+        Index("ix_threads_search_vector", "search_vector", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -109,6 +119,12 @@ class Thread(db.Model):
     quarantined: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = created_at()
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The new text of each message (quotes stripped), capped so one huge mail cannot bloat the index.
+    search_vector = mapped_column(
+        TSVECTOR,
+        Computed("to_tsvector('english'::regconfig, left(stripped_text, 100000))", persisted=True),
+        deferred=True,
+    )
 
     ticket: Mapped[Ticket] = relationship(back_populates="threads", foreign_keys=[ticket_id])
     attachments = relationship("Attachment", order_by="Attachment.filename", lazy="selectin")
@@ -130,3 +146,13 @@ class MessageId(db.Model):
     thread_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("threads.id"))
     origin: Mapped[str] = mapped_column(String(16), nullable=False)
     created_at: Mapped[datetime] = created_at()
+
+
+class TicketRead(db.Model):
+    """When an agent last opened a ticket, for the inbox's new-reply marker."""
+
+    __tablename__ = "ticket_reads"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

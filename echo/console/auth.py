@@ -1,0 +1,146 @@
+"""Who is using the console: sessions, invitations, Cloudflare Access, and the development sign-in."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from functools import cache
+
+import jwt
+from flask import current_app, g, request, session
+from sqlalchemy import select, update
+
+from echo.actors import SYSTEM, Actor
+from echo.agents.models import Agent, AgentInvitation, AgentSession
+from echo.audit import service as audit
+from echo.db import utcnow
+from echo.errors import EchoError
+from echo.extensions import db
+
+SESSION_MAX_AGE = timedelta(hours=12)
+SESSION_IDLE = timedelta(hours=4)
+INVITATION_TTL = timedelta(days=3)
+
+
+class NotSignedIn(EchoError):
+    status = 401
+    code = "not_signed_in"
+
+
+class InvitationInvalid(EchoError):
+    status = 404
+    code = "invitation_invalid"
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def start_session(agent: Agent, method: str) -> None:
+    """Sign the agent in: a random id in the signed cookie, its hash in agent_sessions."""
+    raw = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(AgentSession(id=_hash(raw), agent_id=agent.id, method=method, last_seen_at=now,
+                                expires_at=now + SESSION_MAX_AGE))
+    session.clear()
+    session["sid"] = raw
+    session.permanent = True
+    audit.record(Actor.agent(agent), "agents.sign_in", "agent", agent.id, method=method)
+
+
+def end_session() -> None:
+    raw = session.pop("sid", None)
+    if raw:
+        db.session.execute(update(AgentSession).where(AgentSession.id == _hash(raw)).values(revoked_at=utcnow()))
+    session.clear()
+
+
+def current_agent() -> Agent | None:
+    """The agent of this request: Cloudflare Access identity if enabled, else the session cookie."""
+    if "agent" in g:
+        return g.agent
+    agent = _agent_from_cf_access() or _agent_from_session()
+    g.agent = agent
+    return agent
+
+
+def _agent_from_session() -> Agent | None:
+    raw = session.get("sid")
+    if not raw:
+        return None
+    record = db.session.get(AgentSession, _hash(raw))
+    now = utcnow()
+    if (record is None or record.revoked_at is not None or record.expires_at <= now
+            or now - record.last_seen_at > SESSION_IDLE or not record.agent.active):
+        session.clear()
+        return None
+    if now - record.last_seen_at > timedelta(minutes=1):
+        record.last_seen_at = now
+    return record.agent
+
+
+def require_agent(roles: tuple[str, ...] = ("ops", "superadmin")) -> Actor:
+    agent = current_agent()
+    if agent is None:
+        raise NotSignedIn("Your session timed out. Sign in again to continue.")
+    if agent.role not in roles:
+        raise EchoError("Your role may not do this.", code="forbidden", status=403)
+    return Actor.agent(agent)
+
+
+# --- invitations -----------------------------------------------------------------------------
+
+def create_invitation(agent: Agent) -> str:
+    """A one-time enrolment token for `agent` (the plain token is returned once)."""
+    raw = secrets.token_urlsafe(32)
+    db.session.add(AgentInvitation(agent_id=agent.id, token_hash=_hash(raw), expires_at=utcnow() + INVITATION_TTL))
+    audit.record(SYSTEM, "agents.invited", "agent", agent.id)
+    return raw
+
+
+def find_invitation(raw: str) -> AgentInvitation:
+    invitation = db.session.scalar(select(AgentInvitation).where(AgentInvitation.token_hash == _hash(raw or "")))
+    if (invitation is None or invitation.used_at is not None or invitation.expires_at <= utcnow()
+            or not invitation.agent.active):
+        raise InvitationInvalid("This invitation link is no longer valid. Ask for a new one.")
+    return invitation
+
+
+def use_invitation(invitation: AgentInvitation) -> None:
+    """Spend the invitation; a second use of the same link is refused even under a race."""
+    spent = db.session.execute(
+        update(AgentInvitation).where(AgentInvitation.id == invitation.id, AgentInvitation.used_at.is_(None))
+        .values(used_at=utcnow())
+    ).rowcount
+    if spent != 1:
+        raise InvitationInvalid("This invitation link is no longer valid. Ask for a new one.")
+
+
+# --- Cloudflare Access -----------------------------------------------------------------------
+
+def _agent_from_cf_access() -> Agent | None:
+    settings = current_app.config["ECHO"]
+    if not settings.cf_access_team_domain:
+        return None
+    assertion = request.headers.get("Cf-Access-Jwt-Assertion")
+    if not assertion:
+        return None
+    try:
+        key = _jwks_client(settings.cf_access_certs_url).get_signing_key_from_jwt(assertion)
+        claims = jwt.decode(assertion, key.key, algorithms=["RS256"], audience=settings.cf_access_aud,
+                            issuer=f"https://{settings.cf_access_team_domain}")
+    except jwt.PyJWTError:
+        return None
+    email = str(claims.get("email") or "").lower()
+    return db.session.scalar(select(Agent).where(Agent.email == email, Agent.active)) if email else None
+
+
+@cache
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600)
+
+
+def agent_by_id(agent_id: uuid.UUID) -> Agent | None:
+    return db.session.get(Agent, agent_id)
