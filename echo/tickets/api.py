@@ -73,12 +73,18 @@ def list_tickets():
     filters = queries.TicketFilters(
         status=args.get("status"), assignee=assignee, tag=args.get("tag"), customer=args.get("customer"),
         q=(args.get("q") or "").strip()[:200] or None, quarantined=args.get("quarantined") in ("1", "true"),
+        ranked=args.get("sort") == "relevance",
         page=_int_arg("page", 1, 1, 100_000), per_page=_int_arg("per_page", 25, 1, 100),
     )
-    tickets, total = queries.list_tickets(filters)
+    found = queries.list_tickets(filters)
     db.session.commit()  # token last-use stamp
-    return jsonify(tickets=[ticket_json(t) for t in tickets], total=total, page=filters.page,
-                   per_page=filters.per_page)
+    tickets = []
+    for ticket in found.tickets:
+        body = ticket_json(ticket)
+        if filters.q:
+            body["snippet"] = found.snippets.get(ticket.id)
+        tickets.append(body)
+    return jsonify(tickets=tickets, total=found.total, page=filters.page, per_page=filters.per_page)
 
 
 @bp.get("/tickets/<number>")

@@ -1,15 +1,17 @@
-"""Read-side queries for tickets: the filtered list and a ticket's full conversation."""
+"""Read-side queries for tickets: the filtered (and searched) list, and a ticket's conversation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from echo.agents.models import Agent
 from echo.customers.models import Customer
 from echo.extensions import db
 from echo.mail.models import OutboxMessage
+from echo.search.service import search_tickets
 from echo.tickets.models import STATUSES, Thread, Ticket
 
 
@@ -21,12 +23,21 @@ class TicketFilters:
     customer: str | None = None  # an email
     q: str | None = None
     quarantined: bool = False
+    ranked: bool = False
     page: int = 1
     per_page: int = 25
 
 
-def list_tickets(filters: TicketFilters) -> tuple[list[Ticket], int]:
-    """Tickets matching the filters, newest activity first, with the total for pagination."""
+@dataclass
+class TicketPage:
+    tickets: list[Ticket]
+    total: int
+    capped: bool = False
+    snippets: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+def filtered(filters: TicketFilters) -> Select:
+    """`select(Ticket)` narrowed by every filter except the search words."""
     query = select(Ticket).where(Ticket.merged_into_id.is_(None), Ticket.quarantined.is_(filters.quarantined))
     if filters.status in STATUSES:
         query = query.where(Ticket.status == filters.status)
@@ -39,14 +50,32 @@ def list_tickets(filters: TicketFilters) -> tuple[list[Ticket], int]:
         query = query.where(Ticket.tags.contains([filters.tag.lower()]))
     if filters.customer:
         query = query.where(Ticket.customer_id.in_(select(Customer.id).where(Customer.email == filters.customer.lower())))
+    return query
+
+
+def list_tickets(filters: TicketFilters) -> TicketPage:
+    """One page of tickets, newest activity first (or ranked, for a search), with the total."""
+    base = filtered(filters)
     if filters.q:
-        query = query.where(Ticket.subject.ilike(f"%{_escape_like(filters.q)}%", escape="\\"))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+        found = search_tickets(filters.q, base, page=filters.page, per_page=filters.per_page, ranked=filters.ranked)
+        by_id = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(found.ticket_ids)))}
+        return TicketPage([by_id[i] for i in found.ticket_ids if i in by_id], found.total, found.capped, found.snippets)
+    total = db.session.scalar(select(func.count()).select_from(base.subquery()))
     rows = db.session.scalars(
-        query.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
+        base.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
         .limit(filters.per_page).offset((filters.page - 1) * filters.per_page)
     ).all()
-    return list(rows), total
+    return TicketPage(list(rows), total)
+
+
+def status_counts(filters: TicketFilters) -> dict[str, int]:
+    """How many tickets each status tab holds under the other filters."""
+    base = filtered(TicketFilters(assignee=filters.assignee, tag=filters.tag, customer=filters.customer,
+                                  quarantined=filters.quarantined)).subquery()
+    rows = db.session.execute(select(base.c.status, func.count()).group_by(base.c.status)).all()
+    counts = {status: 0 for status in STATUSES}
+    counts.update({status: n for status, n in rows})
+    return counts
 
 
 def conversation(ticket: Ticket) -> list[tuple[Thread, OutboxMessage | None]]:
@@ -58,7 +87,3 @@ def conversation(ticket: Ticket) -> list[tuple[Thread, OutboxMessage | None]]:
         .order_by(Thread.created_at, Thread.id)
     ).all()
     return [(thread, outbox) for thread, outbox in rows]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
