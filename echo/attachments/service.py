@@ -90,8 +90,11 @@ def is_inline_image(content_type: str) -> bool:
     return content_type in INLINE_IMAGE_TYPES
 
 
-def store_file(thread_id: uuid.UUID, file: IncomingFile) -> Attachment:
-    """Write the bytes under a random key and add the attachment row to the session."""
+def store_file(thread_id: uuid.UUID, file: IncomingFile, *, add: bool = True) -> Attachment:
+    """Write the bytes under a random key and make the attachment row (added to the session unless told not to).
+
+    The intake adds its rows itself, once the thread they belong to has been written.
+    """
     key = new_key()
     storage().put(key, file.data, file.content_type)
     db.session.info.setdefault(_NEW_KEYS, []).append(key)
@@ -100,7 +103,8 @@ def store_file(thread_id: uuid.UUID, file: IncomingFile) -> Attachment:
         size_bytes=len(file.data), s3_key=key, content_id=file.content_id,
         sha256=hashlib.sha256(file.data).hexdigest(),
     )
-    db.session.add(attachment)
+    if add:
+        db.session.add(attachment)
     return attachment
 
 

@@ -33,6 +33,13 @@ CLEAN_CONTENT_TAGS = {"script", "style", "title", "head", "template", "noscript"
 MAX_REPLY_PARSE_CHARS = 200_000
 
 _reply_parser = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+# Cheap signs that a message quotes an earlier one; without any, the (costly) parser is skipped.
+_MAY_QUOTE = re.compile(
+    r"^[ \t]*>|^-{3,}[ \t]*\S.*\S[ \t]*-{3,}[ \t]*$|^_{10,}[ \t]*$"
+    r"|(wrote|schrieb|écrit|escribió|scritto|schreef|написал|寫道|写道|a scris|napisał)[^\n]{0,40}:?[ \t]*$"
+    r"|^[ \t]*(From|Von|De|Da|Van|Från|Fra|Od|От)[ \t]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
 _TAGS_RE = re.compile(r"<[^>]+>")
 _BLOCK_END_RE = re.compile(r"</(p|div|tr|li|h[1-6]|blockquote)>|<br\s*/?>", re.IGNORECASE)
 
@@ -91,6 +98,8 @@ def stripped_reply(text: str, postmark_stripped: str | None) -> str:
         return postmark_stripped.strip()
     if not text:
         return ""
+    if not _MAY_QUOTE.search(text[:MAX_REPLY_PARSE_CHARS]):
+        return text.strip()
     try:
         reply = _reply_parser.parse_reply(text=text[:MAX_REPLY_PARSE_CHARS])
     except Exception:  # a quote-stripper must never cost us the message

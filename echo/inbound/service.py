@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 
 from echo.actors import Actor
 from echo.attachments import service as attachments
-from echo.audit import service as audit
-from echo.customers.service import CustomerRef, upsert_customer
 from echo.db import utcnow
 from echo.extensions import db
-from echo.inbound import guards, sanitize, threading
+from echo.inbound import guards, sanitize, store, threading
 from echo.inbound.schemas import InboundEmail
-from echo.mail.service import queue_acknowledgement, queue_email
-from echo.tickets.models import MessageId, Thread, Ticket
+from echo.mail.service import acknowledgement_params, queue_email
+from echo.tickets.models import Ticket
 from echo.tickets.service import set_status
 
 MAX_SUBJECT = 1000
@@ -40,37 +35,32 @@ class IngestResult:
 
 def find_duplicate(message: InboundEmail) -> IngestResult | None:
     """The earlier delivery of this same Postmark message, if there was one."""
-    row = db.session.execute(
-        select(Thread.id, Thread.ticket_id, Ticket.number)
-        .join(Ticket, Ticket.id == Thread.ticket_id)
-        .where(Thread.postmark_message_id == message.MessageID)
-    ).first()
-    return IngestResult(row.ticket_id, row.number, row.id, "duplicate") if row else None
+    delivery, _ = store.lookup(db.session.connection(), message.MessageID, [])
+    return IngestResult(delivery.ticket_id, delivery.number, delivery.thread_id, "duplicate") if delivery else None
 
 
 def ingest_email(message: InboundEmail) -> IngestResult:
     """File an inbound message: thread it, store it safely, apply status effects, acknowledge it.
 
-    Flushes but never commits; the caller commits once. Raises InvalidPayload or
-    PayloadTooLarge before writing anything when the message cannot be accepted.
+    Writes through the caller's transaction and never commits; the caller commits once.
+    Raises InvalidPayload or PayloadTooLarge before writing anything it cannot accept.
     """
     settings = current_app.config["ECHO"]
-    duplicate = find_duplicate(message)
-    if duplicate:
-        return duplicate
-    files = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
-
+    conn = db.session.connection()
     headers = message.header_map()
     sender_email, sender_name = message.sender()
     rfc_id = threading.normalize_message_id(headers.get("message-id"))
     candidates = threading.candidate_ids(headers.get("in-reply-to"), headers.get("references"))
-    known = threading.known_ids(candidates + ([rfc_id] if rfc_id else []))
+    delivery, known = store.lookup(conn, message.MessageID, candidates + ([rfc_id] if rfc_id else []))
+    if delivery:
+        return IngestResult(delivery.ticket_id, delivery.number, delivery.thread_id, "duplicate")
     earlier = known.get(rfc_id) if rfc_id else None
     if earlier and earlier.origin == "inbound" and earlier.sender_email == sender_email:
         ticket = db.session.get(Ticket, earlier.ticket_id)
         return IngestResult(ticket.id, ticket.number, None, "duplicate")
+    files = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
 
-    customer = upsert_customer(sender_email, sender_name)
+    customer = store.upsert_customer(conn, sender_email, sender_name)
     automated = guards.is_automated(headers, sender_email, settings.support_address)
     score = guards.spam_score(headers)
     spam = score is not None and score > settings.spam_threshold
@@ -84,81 +74,67 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     if match and match.ticket.status == "closed" and not automated:
         previous, match = match.ticket, None  # a closed ticket stays closed; the reply starts a new one
 
-    now = utcnow()
     if match:
-        ticket, created = match.ticket, False
+        ticket_id, number, quarantined = match.ticket.id, match.ticket.number, match.ticket.quarantined
     else:
-        ticket, created = _open_ticket(customer, subject, spam, previous), True
-
-    thread = Thread(
-        id=uuid.uuid4(), ticket_id=ticket.id, direction="inbound", source="email", customer_id=customer.id,
-        sender_email=sender_email, sender_name=sender_name or None, subject=subject,
-        rfc_message_id=rfc_id, postmark_message_id=message.MessageID,
-        in_reply_to=(headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
-        references=(headers.get("references") or "")[:MAX_HEADER] or None,
-        is_auto_reply=automated, spam_score=score, quarantined=spam and not created, created_at=now,
-    )
-    cid_urls = {}
-    for file in files:
-        stored = attachments.store_file(thread.id, file)
-        if file.content_id:
-            cid_urls[file.content_id] = attachments.URL_PATH.format(id=stored.id)
-    thread.body_html = sanitize.sanitize_html(message.HtmlBody, cid_urls)
-    thread.body_text = message.TextBody or sanitize.html_to_text(thread.body_html)
-    thread.stripped_text = sanitize.stripped_reply(thread.body_text, message.StrippedTextReply)
-    db.session.add(thread)
-    if rfc_id and not earlier:
-        db.session.execute(
-            insert(MessageId)
-            .values(message_id=rfc_id, ticket_id=ticket.id, thread_id=thread.id, origin="inbound")
-            .on_conflict_do_nothing()
+        reason = "spam" if spam else ("flood" if customer.recent_tickets >= settings.flood_limit else None)
+        ticket_id, quarantined = uuid.uuid4(), reason is not None
+        number = store.insert_ticket(
+            conn, id=ticket_id, customer_id=customer.id, subject=subject or "(no subject)",
+            quarantined=quarantined, quarantine_reason=reason,
+            previous_ticket_id=previous.id if previous else None,
         )
+    created = match is None
 
-    if not created and not automated and not spam:
-        if ticket.status in ("pending", "resolved"):
-            set_status(ticket, "open", actor=Actor.customer(customer.id), now=now)
-        ticket.updated_at = now
-        ticket.last_customer_reply_at = now
-        if ticket.assignee is not None and ticket.assignee.active:
-            queue_email("customer_reply", to_email=ticket.assignee.email, ticket=ticket, thread_id=thread.id)
-
-    acknowledged = created and not (automated or ticket.quarantined or customer.email_bounced)
-    if acknowledged:
-        queue_acknowledgement(ticket, customer.email, rfc_id)
-
-    audit.record(
-        Actor.customer(customer.id), "tickets.inbound", "ticket", ticket.id,
-        thread_id=str(thread.id), created=created, matched_via=match.via if match else None,
-        previous_ticket_id=str(previous.id) if previous else None, auto_reply=automated,
-        quarantined=ticket.quarantined or thread.quarantined, attachments=len(files),
+    thread_id = uuid.uuid4()
+    stored_files, cid_urls = [], {}
+    for file in files:
+        attachment = attachments.store_file(thread_id, file, add=False)
+        stored_files.append(attachment)
+        if file.content_id:
+            cid_urls[file.content_id] = attachments.URL_PATH.format(id=attachment.id)
+    body_html = sanitize.sanitize_html(message.HtmlBody, cid_urls)
+    body_text = message.TextBody or sanitize.html_to_text(body_html)
+    thread_quarantined = spam and not created
+    acknowledged = created and not (automated or quarantined or customer.email_bounced)
+    store.write_message(
+        conn,
+        {
+            "id": thread_id, "ticket_id": ticket_id, "direction": "inbound", "source": "email",
+            "customer_id": customer.id, "sender_email": sender_email, "sender_name": sender_name or None,
+            "subject": subject, "body_html": body_html, "body_text": body_text,
+            "stripped_text": sanitize.stripped_reply(body_text, message.StrippedTextReply),
+            "rfc_message_id": rfc_id, "postmark_message_id": message.MessageID,
+            "in_reply_to": (headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
+            "references": (headers.get("references") or "")[:MAX_HEADER] or None,
+            "is_auto_reply": automated, "spam_score": score, "quarantined": thread_quarantined,
+        },
+        rfc_id=rfc_id if rfc_id and not earlier else None,
+        acknowledgement=acknowledgement_params(rfc_id) if acknowledged else None,
+        audit={
+            "actor": Actor.customer(customer.id).audit_name, "audit_target": str(ticket_id),
+            "audit_payload": {
+                "thread_id": str(thread_id), "created": created, "matched_via": match.via if match else None,
+                "previous_ticket_id": str(previous.id) if previous else None, "auto_reply": automated,
+                "quarantined": quarantined or thread_quarantined, "attachments": len(files),
+            },
+        },
     )
-    db.session.flush()
+    db.session.add_all(stored_files)
+    if match and not automated and not spam:
+        _customer_replied(match.ticket, customer.id, thread_id)
     return IngestResult(
-        ticket.id, ticket.number, thread.id, "created" if created else "appended",
-        matched_via=match.via if match else None, quarantined=ticket.quarantined or thread.quarantined,
+        ticket_id, number, thread_id, "created" if created else "appended",
+        matched_via=match.via if match else None, quarantined=quarantined or thread_quarantined,
         auto_reply=automated, acknowledged=acknowledged,
     )
 
 
-def _open_ticket(customer: CustomerRef, subject: str, spam: bool, previous: Ticket | None) -> Ticket:
-    """Create a ticket, quarantining spam and floods (more than the limit in 24 hours)."""
-    settings = current_app.config["ECHO"]
-    reason = "spam" if spam else None
-    if reason is None:
-        recent = db.session.scalar(
-            select(func.count()).select_from(Ticket).where(
-                Ticket.customer_id == customer.id, Ticket.created_at > utcnow() - timedelta(hours=24)
-            )
-        )
-        if recent >= settings.flood_limit:
-            reason = "flood"
+def _customer_replied(ticket: Ticket, customer_id: uuid.UUID, thread_id: uuid.UUID) -> None:
+    """A human reply reopens a waiting or resolved ticket and tells its assignee."""
     now = utcnow()
-    ticket = Ticket(
-        id=uuid.uuid4(), customer_id=customer.id, status="open", subject=subject or "(no subject)",
-        source="email", quarantined=reason is not None, quarantine_reason=reason,
-        previous_ticket_id=previous.id if previous else None, created_at=now, updated_at=now,
-        status_changed_at=now, last_customer_reply_at=now,
-    )
-    db.session.add(ticket)
-    db.session.flush()  # the database assigns the ticket number
-    return ticket
+    if ticket.status in ("pending", "resolved"):
+        set_status(ticket, "open", actor=Actor.customer(customer_id), now=now)
+    ticket.updated_at = ticket.last_customer_reply_at = now
+    if ticket.assignee is not None and ticket.assignee.active:
+        queue_email("customer_reply", to_email=ticket.assignee.email, ticket=ticket, thread_id=thread_id)

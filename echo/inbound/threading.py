@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from echo.extensions import db
 from echo.mail import reply_token
-from echo.tickets.models import MessageId, Thread, Ticket
+from echo.tickets.models import Ticket
 from echo.tickets.service import survivor
 
 POSTMARK_DOMAIN = "mtasv.net"
@@ -55,33 +55,13 @@ def candidate_ids(in_reply_to: str | None, references: str | None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class KnownId:
-    message_id: str
-    ticket_id: uuid.UUID
-    origin: str
-    sender_email: str | None
-
-
-def known_ids(message_ids: list[str]) -> dict[str, KnownId]:
-    """Look up every id at once; one round trip for threading and duplicate detection."""
-    if not message_ids:
-        return {}
-    rows = db.session.execute(
-        select(MessageId.message_id, MessageId.ticket_id, MessageId.origin, Thread.sender_email)
-        .outerjoin(Thread, Thread.id == MessageId.thread_id)
-        .where(MessageId.message_id.in_(message_ids))
-    )
-    return {row.message_id: KnownId(*row) for row in rows}
-
-
-@dataclass(frozen=True)
 class Match:
     ticket: Ticket
     via: str  # "header" | "token" | "subject"
 
 
 def find_ticket(
-    *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, KnownId], mailbox_hash: str,
+    *, customer_id: uuid.UUID, candidates: list[str], known: dict, mailbox_hash: str,
     subject: str, secret: str,
 ) -> Match | None:
     """Return the ticket this message replies to, or None for a new conversation."""

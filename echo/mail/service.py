@@ -33,6 +33,13 @@ def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, threa
     return outbox
 
 
-def queue_acknowledgement(ticket: Ticket, to_email: str, in_reply_to: str | None) -> OutboxMessage:
-    """Tell the customer we received their message, with its number and a way back to it."""
-    return queue_email("acknowledgement", to_email=to_email, ticket=ticket, context={"in_reply_to": in_reply_to})
+def acknowledgement_params(in_reply_to: str | None) -> dict:
+    """Values for the acknowledgement's outbox row, which the intake writes in its own statement.
+
+    Its delivery is scheduled here, for after the commit, like every other email's.
+    """
+    from echo.mail.tasks import deliver
+
+    outbox_id = uuid.uuid4()
+    enqueue_after_commit(deliver, str(outbox_id), queue_name="mail")
+    return {"ack_id": outbox_id, "ack_message_id": mint_message_id(), "ack_context": {"in_reply_to": in_reply_to}}
