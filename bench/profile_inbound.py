@@ -50,15 +50,15 @@ def wrap_stages(timings: dict) -> None:
 
     timed(views, "parse_inbound", "parse_inbound (pydantic)")
     timed(views, "ingest_email", "ingest_email (total)")
-    timed(service, "find_duplicate", "  find_duplicate")
-    timed(service, "upsert_customer", "  upsert_customer")
-    timed(service, "_open_ticket", "  _open_ticket (count + insert + flush)")
-    timed(service.threading, "known_ids", "  threading.known_ids")
+    timed(service.store, "lookup", "  store.lookup (earlier delivery + known ids)")
+    timed(service.store, "upsert_customer", "  store.upsert_customer (+ recent ticket count)")
+    timed(service.store, "insert_ticket", "  store.insert_ticket")
+    timed(service.store, "write_message", "  store.write_message (thread, ids, outbox, audit)")
     timed(service.threading, "find_ticket", "  threading.find_ticket")
     timed(service.sanitize, "sanitize_html", "  sanitize_html (nh3)")
     timed(service.sanitize, "stripped_reply", "  stripped_reply (mailparser_reply)")
     timed(service.sanitize, "html_to_text", "  html_to_text")
-    timed(service, "queue_acknowledgement", "  queue_acknowledgement")
+    timed(service, "acknowledgement_params", "  acknowledgement_params")
     from sqlalchemy.orm import Session
     timed(Session, "commit", "session.commit (COMMIT round trip + rq enqueue in after_commit)")
 

@@ -32,7 +32,9 @@ ABSOLUTE_URL_PREFIXES = ("http://", "https://", "mailto:")
 CLEAN_CONTENT_TAGS = {"script", "style", "title", "head", "template", "noscript", "xmp", "iframe", "object"}
 MAX_REPLY_PARSE_CHARS = 200_000
 
-_reply_parser = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+_english_parser = EmailReplyParser(languages=["en"])
+_multilingual_parser = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+_ENGLISH_MARKERS = {">", "wrote", "from", "-", "_"}
 # Cheap signs that a message quotes an earlier one; without any, the (costly) parser is skipped.
 _MAY_QUOTE = re.compile(
     r"^[ \t]*>|^-{3,}[ \t]*\S.*\S[ \t]*-{3,}[ \t]*$|^_{10,}[ \t]*$"
@@ -98,10 +100,14 @@ def stripped_reply(text: str, postmark_stripped: str | None) -> str:
         return postmark_stripped.strip()
     if not text:
         return ""
-    if not _MAY_QUOTE.search(text[:MAX_REPLY_PARSE_CHARS]):
+    marker = _MAY_QUOTE.search(text[:MAX_REPLY_PARSE_CHARS])
+    if marker is None:
         return text.strip()
+    # Each extra language multiplies the parser's regex work; use them only when the quote isn't English.
+    word = (marker.group(1) or marker.group(2) or marker.group(0).strip()[:1]).lower()
+    parser = _english_parser if word in _ENGLISH_MARKERS else _multilingual_parser
     try:
-        reply = _reply_parser.parse_reply(text=text[:MAX_REPLY_PARSE_CHARS])
+        reply = parser.parse_reply(text=text[:MAX_REPLY_PARSE_CHARS])
     except Exception:  # a quote-stripper must never cost us the message
         reply = None
     return (reply or text).strip()
