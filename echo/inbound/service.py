@@ -103,7 +103,10 @@ def ingest_email(message: InboundEmail) -> IngestResult:
             "id": thread_id, "ticket_id": ticket_id, "direction": "inbound", "source": "email",
             "customer_id": customer.id, "sender_email": sender_email, "sender_name": sender_name or None,
             "subject": subject, "body_html": body_html, "body_text": body_text,
-            "stripped_text": sanitize.stripped_reply(body_text, message.StrippedTextReply),
+            # Quotes are history only in a reply; a new conversation keeps everything it carries
+            # (a forwarded message is the point of the mail, not noise).
+            "stripped_text": (sanitize.stripped_reply(body_text, message.StrippedTextReply)
+                              if match or candidates else body_text.strip()),
             "rfc_message_id": rfc_id, "postmark_message_id": message.MessageID,
             "in_reply_to": (headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
             "references": (headers.get("references") or "")[:MAX_HEADER] or None,

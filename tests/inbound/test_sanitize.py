@@ -107,3 +107,15 @@ def test_stripped_reply_prefers_postmark_then_strips_quotes():
     quoted = "Thanks, it works now.\n\nOn Mon, Nov 2, 2026 at 10:00 AM Raxx Support <support@raxx.app> wrote:\n> Try again\n"
     assert stripped_reply(quoted, "") == "Thanks, it works now."
     assert stripped_reply("No quote here.", None) == "No quote here."
+
+
+def test_new_conversation_keeps_forwarded_text_but_replies_lose_their_quotes(client, db):
+    forwarded = ("Please look at this.\n\n---------- Forwarded message ---------\nFrom: Bank <noreply@bank.test>\n"
+                 "Your transfer failed.\n\nOn Mon, 3 Mar 2025 at 09:02, Bank wrote:\n> details\n")
+    first = post_inbound(client, inbound_payload(text=forwarded, message_id="<fwd@mail.example.com>")).get_json()
+    assert "Your transfer failed" in db.session.get(Thread, uuid.UUID(first["thread_id"])).stripped_text
+    reply = post_inbound(client, inbound_payload(
+        in_reply_to="<fwd@mail.example.com>",
+        text="It worked, thanks.\n\nOn Mon, 3 Mar 2025 at 09:02, Raxx Support <support@raxx.app> wrote:\n> Try again\n",
+    )).get_json()
+    assert db.session.get(Thread, uuid.UUID(reply["thread_id"])).stripped_text == "It worked, thanks."
