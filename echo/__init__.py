@@ -16,12 +16,15 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def _blueprints():
     """Every blueprint Echo serves, in one visible list."""
+    from echo.console.auth_views import bp as console_auth
+    from echo.console.views import bp as console
     from echo.inbound.views import bp as inbound
     from echo.investigate.views import bp as investigate
     from echo.outbound.views import bp as outbound
     from echo.tickets.api import bp as agent_api
 
-    return [inbound, outbound, investigate, agent_api]
+    # The webhooks and fixed paths come before the console, whose /tickets/<number> catches the rest.
+    return [inbound, outbound, investigate, agent_api, console_auth, console]
 
 
 def load_settings(config: Settings | Mapping[str, str] | None = None) -> Settings:
@@ -44,7 +47,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
 
 def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> Flask:
     """Configure Echo's database, queues, storage and routes on `app` (standalone or a host console)."""
-    from echo import cli, errors, jobs, models  # noqa: F401  (models: every table on the metadata)
+    from flask_wtf.csrf import CSRFProtect
+
+    from echo import cli, errors, jobs, models, security  # noqa: F401  (models: every table on the metadata)
     from echo.attachments import storage
     from echo.extensions import db
 
@@ -55,6 +60,14 @@ def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> 
         settings = embedded.ensure_services(settings)
     app.config.update(
         ECHO=settings,
+        SESSION_COOKIE_NAME="echo_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked by the console's blueprints; APIs use bearer tokens
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        WTF_CSRF_SSL_STRICT=settings.production,
         SECRET_KEY=app.config.get("SECRET_KEY") or settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800},
@@ -65,6 +78,8 @@ def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> 
     jobs.init_app(app)
     storage.init_app(app)
     errors.register_error_handlers(app)
+    CSRFProtect(app)
+    security.init_app(app)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     cli.register(app)

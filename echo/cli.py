@@ -166,13 +166,16 @@ def agents() -> None:
 @click.option("--name", default=None, help="Display name (defaults to the part before @).")
 @with_appcontext
 def agents_invite(email: str, role: str, name: str | None) -> None:
-    """Create (or reactivate) an agent with ROLE."""
+    """Create (or reactivate) an agent and print a one-time link where they register a passkey."""
     from echo.agents.service import ensure_agent
+    from echo.console.auth_views import invitation_link
     from echo.extensions import db
 
     agent = ensure_agent(email, name or email.split("@")[0], role)
+    link = invitation_link(agent)
     db.session.commit()
-    click.echo(f"Agent {agent.email} ({agent.role}) is ready.")
+    click.echo(f"Agent {agent.email} ({agent.role}) is ready. Send them this one-time sign-up link (valid 3 days):")
+    click.echo(link)
 
 
 @agents.command("token")

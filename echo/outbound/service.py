@@ -82,13 +82,13 @@ def clear_bounce(customer_id: uuid.UUID, *, actor: Actor) -> None:
         audit.record(actor, "customers.clear_bounce", "customer", customer.id)
 
 
-def retry_outbox(outbox_id: uuid.UUID, *, actor: Actor) -> OutboxMessage:
+def retry_outbox(outbox_id: uuid.UUID, *, actor: Actor, ticket_id: uuid.UUID | None = None) -> OutboxMessage:
     """Put a failed or expired message back in the queue (after the agent fixed the cause)."""
     from echo.jobs import enqueue_after_commit
     from echo.mail.tasks import deliver
 
     outbox = db.session.get(OutboxMessage, outbox_id)
-    if outbox is None:
+    if outbox is None or (ticket_id is not None and outbox.ticket_id != ticket_id):
         raise InvalidPayload("No such outgoing message.", code="not_found", status=404)
     if outbox.state in ("failed", "expired"):
         outbox.state, outbox.next_attempt_at = "queued", utcnow()

@@ -185,6 +185,19 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
     return into
 
 
+def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
+    """Put a quarantined ticket (spam or flood) into the inbox; it is acknowledged like new mail."""
+    from echo.mail.service import queue_email
+
+    if not ticket.quarantined:
+        return
+    ticket.quarantined, ticket.quarantine_reason, ticket.updated_at = False, None, utcnow()
+    audit.record(actor, "tickets.release", "ticket", ticket.id)
+    customer = ticket.customer
+    if customer is not None and not customer.email_bounced and customer.deleted_at is None:
+        queue_email("acknowledgement", to_email=customer.email, ticket=ticket, context={})
+
+
 def close_stale_pending(days: int, *, now: datetime | None = None) -> list[uuid.UUID]:
     """Close tickets pending longer than `days` with no customer reply since, and tell each customer."""
     from echo.mail.service import queue_email

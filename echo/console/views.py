@@ -1,0 +1,285 @@
+"""The agent console at /tickets: inbox, ticket, customer pages and their actions (SPEC §7).
+
+Views parse the form, call the same service functions as the agent API, and render either the
+whole page or, for HTMX requests, just the changed fragment.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import (
+    Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for,
+)
+from sqlalchemy import select
+
+from echo.agents.models import Agent
+from echo.attachments import service as attachments
+from echo.attachments.models import Attachment
+from echo.attachments.storage import storage
+from echo.console.auth import NotSignedIn, current_agent, require_agent
+from echo.customers.models import Customer
+from echo.errors import EchoError
+from echo.extensions import db
+from echo.mail.models import OutboxMessage
+from echo.outbound.service import clear_bounce, retry_outbox, send_reply
+from echo.search.service import shortcut
+from echo.tickets import queries, service
+from echo.tickets.models import STATUSES, Thread, Ticket, TicketRead
+
+bp = Blueprint("console", __name__, url_prefix="/tickets", static_folder="../static",
+               static_url_path="/static")
+PUBLIC_ENDPOINTS = {"console.static"}
+PER_PAGE = 25
+
+
+@bp.before_request
+def _guard():
+    """Every console view needs a signed-in agent; every mutating request needs a CSRF token."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        current_app.extensions["csrf"].protect()
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    try:
+        g.actor = require_agent()
+    except NotSignedIn:
+        if request.headers.get("HX-Request"):
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = url_for("console_auth.login", next=request.path)
+            return response
+        return redirect(url_for("console_auth.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+def render(template: str, partial: str | None = None, **context):
+    """The whole page, or only `partial` when HTMX asked for a fragment."""
+    if partial and request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        return render_template(partial, **context)
+    return render_template(template, **context)
+
+
+def _filters() -> queries.TicketFilters:
+    args = request.args
+    assignee = args.get("assignee") or None
+    if assignee == "mine":
+        assignee = current_agent().email
+    page = args.get("page", "1")
+    return queries.TicketFilters(
+        status=args.get("status") if args.get("status") in STATUSES else None,
+        assignee=assignee, tag=(args.get("tag") or "").strip().lower() or None,
+        customer=(args.get("customer") or "").strip().lower() or None,
+        q=(args.get("q") or "").strip()[:200] or None, quarantined=args.get("quarantined") == "1",
+        ranked=args.get("sort") == "relevance", page=int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1,
+        per_page=PER_PAGE,
+    )
+
+
+@bp.get("")
+@bp.get("/")
+def inbox():
+    filters = _filters()
+    if filters.q and (jump := shortcut(filters.q)) is not None:
+        if jump.kind == "ticket":
+            return redirect(url_for("console.ticket", number=jump.target))
+        return redirect(url_for("console.customer", customer_id=jump.target))
+    page = queries.list_tickets(filters)
+    agent = current_agent()
+    reads = dict(db.session.execute(
+        select(TicketRead.ticket_id, TicketRead.read_at)
+        .where(TicketRead.agent_id == agent.id, TicketRead.ticket_id.in_([t.id for t in page.tickets]))
+    ).all())
+    agents = db.session.scalars(select(Agent).where(Agent.active).order_by(Agent.display_name)).all()
+    response = render(
+        "console/inbox.html", "tickets/_list.html", page=page, filters=filters, reads=reads, agents=agents,
+        counts=queries.status_counts(filters), args=request.args,
+    )
+    db.session.commit()
+    return response
+
+
+def _load(number: str) -> Ticket:
+    try:
+        ticket = service.get_ticket(number)
+    except EchoError:
+        abort(404)
+    if ticket.number != number:
+        abort(redirect(url_for("console.ticket", number=ticket.number)))
+    return ticket
+
+
+def _ticket_context(ticket: Ticket, **extra) -> dict:
+    other = []
+    if ticket.customer_id:
+        other = db.session.scalars(
+            select(Ticket).where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id,
+                                 Ticket.merged_into_id.is_(None))
+            .order_by(Ticket.updated_at.desc()).limit(20)
+        ).all()
+    agents = db.session.scalars(select(Agent).where(Agent.active).order_by(Agent.display_name)).all()
+    notices = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id, OutboxMessage.kind != "reply",
+                                    OutboxMessage.state.in_(("failed", "expired")))
+    ).all()
+    return {"ticket": ticket, "conversation": queries.conversation(ticket), "other_tickets": other,
+            "agents": agents, "categories": service.CATEGORIES, "statuses": STATUSES,
+            "failed_notices": notices, "inline_image": attachments.is_inline_image, **extra}
+
+
+@bp.get("/<number>")
+def ticket(number):
+    ticket = _load(number)
+    agent = current_agent()
+    db.session.merge(TicketRead(agent_id=agent.id, ticket_id=ticket.id, read_at=db.func.now()))
+    db.session.commit()
+    return render_template("console/ticket.html", **_ticket_context(ticket))
+
+
+def _after_action(ticket: Ticket, message: str | None = None, error: str | None = None, status: int = 200):
+    """Commit, then show the ticket again (its main panel for HTMX, a redirect otherwise)."""
+    if error is None:
+        db.session.commit()
+    else:
+        db.session.rollback()
+        ticket = service.get_ticket(ticket.number)
+    if request.headers.get("HX-Request"):
+        return render_template("tickets/_detail.html", **_ticket_context(ticket, flash=message, error=error)), status
+    return redirect(url_for("console.ticket", number=ticket.number))
+
+
+def _action(number: str, work, done: str):
+    """Run one use case against a ticket, turning domain refusals into a visible message."""
+    ticket = _load(number)
+    try:
+        work(ticket)
+    except EchoError as exc:
+        return _after_action(ticket, error=exc.message, status=exc.status if exc.status < 500 else 400)
+    return _after_action(ticket, done)
+
+
+def _uploaded_files() -> list[attachments.IncomingFile]:
+    limit = current_app.config["ECHO"].max_attachment_bytes
+    files = []
+    for index, upload in enumerate(request.files.getlist("attachments"), start=1):
+        data = upload.read() if upload and upload.filename else b""
+        if not data:
+            continue
+        if len(data) > limit:
+            raise EchoError(f"Attachments are limited to {limit // (1024 * 1024)} MB each.", status=413)
+        files.append(attachments.IncomingFile(
+            filename=attachments.clean_filename(upload.filename, index),
+            content_type=attachments.checked_content_type(upload.mimetype or "application/octet-stream", data),
+            data=data, content_id=None,
+        ))
+    return files
+
+
+@bp.post("/<number>/reply")
+def reply(number):
+    status = request.form.get("status") or "pending"
+    return _action(number, lambda t: send_reply(
+        t, actor=g.actor, body_text=request.form.get("body", ""), files=_uploaded_files(),
+        status=status if status in ("open", "pending", "resolved") else "pending",
+    ), "Reply queued. It leaves in a moment.")
+
+
+@bp.post("/<number>/note")
+def note(number):
+    return _action(number, lambda t: service.add_note(t, actor=g.actor, body_text=request.form.get("body", "")),
+                   "Note added.")
+
+
+@bp.post("/<number>/status")
+def status(number):
+    return _action(number, lambda t: service.set_status(t, request.form.get("status", ""), actor=g.actor),
+                   "Status updated.")
+
+
+@bp.post("/<number>/assign")
+def assign(number):
+    return _action(number, lambda t: service.assign(t, request.form.get("assignee") or None, actor=g.actor),
+                   "Assignment updated.")
+
+
+@bp.post("/<number>/tags")
+def tags(number):
+    return _action(number, lambda t: service.set_tags(t, request.form.get("tags", "").split(","), actor=g.actor),
+                   "Tags saved.")
+
+
+@bp.post("/<number>/category")
+def category(number):
+    return _action(number, lambda t: service.set_category(t, request.form.get("category") or None, actor=g.actor),
+                   "Category saved.")
+
+
+@bp.post("/<number>/merge")
+def merge(number):
+    ticket = _load(number)
+    try:
+        if g.actor.role != "superadmin":
+            raise EchoError("Only a superadmin may merge tickets.", code="forbidden", status=403)
+        survivor = service.merge(ticket, service.get_ticket(request.form.get("into", "")), actor=g.actor)
+    except EchoError as exc:
+        return _after_action(ticket, error=exc.message, status=exc.status)
+    return _after_action(survivor, f"Merged {number} into {survivor.number}.")
+
+
+@bp.post("/<number>/release")
+def release(number):
+    return _action(number, lambda t: service.release_from_quarantine(t, actor=g.actor), "Released to the inbox.")
+
+
+@bp.post("/<number>/outbox/<uuid:outbox_id>/retry")
+def retry(number, outbox_id):
+    return _action(number, lambda t: retry_outbox(outbox_id, ticket_id=t.id, actor=g.actor), "Queued to send again.")
+
+
+@bp.post("/<number>/clear-bounce")
+def unbounce(number):
+    return _action(number, lambda t: clear_bounce(t.customer_id, actor=g.actor), "Bounce cleared.")
+
+
+@bp.get("/customers/<uuid:customer_id>")
+def customer(customer_id):
+    person = db.session.get(Customer, customer_id)
+    if person is None:
+        abort(404)
+    tickets = db.session.scalars(
+        select(Ticket).where(Ticket.customer_id == person.id, Ticket.merged_into_id.is_(None))
+        .order_by(Ticket.updated_at.desc())
+    ).all()
+    return render_template("console/customer.html", person=person, tickets=tickets)
+
+
+@bp.get("/attachments/<uuid:attachment_id>")
+def attachment(attachment_id):
+    """Attachment bytes through Echo: safe raster images inline, everything else as a download."""
+    row = db.session.get(Attachment, attachment_id)
+    if row is None or row.erased_at is not None:
+        abort(404)
+    inline = attachments.is_inline_image(row.content_type) and request.args.get("download") != "1"
+    response = Response(storage().get(row.s3_key), mimetype=row.content_type)
+    response.headers["Content-Disposition"] = _disposition("inline" if inline else "attachment", row.filename)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def _disposition(kind: str, filename: str) -> str:
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@bp.app_template_filter("thread_kind")
+def thread_kind(thread: Thread) -> str:
+    return {"inbound": "customer", "outbound": "reply", "internal": "note"}[thread.direction]
+
+
+@bp.app_template_global("agent_name")
+def agent_name(agent_id: uuid.UUID | None) -> str:
+    if agent_id is None:
+        return "Echo"
+    agent = db.session.get(Agent, agent_id)
+    return agent.display_name if agent else "A former agent"

@@ -1,0 +1,77 @@
+// Echo console: CSRF for HTMX, passkey ceremonies, keyboard shortcuts. No inline script anywhere (CSP).
+(function () {
+  "use strict";
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+  document.addEventListener("htmx:configRequest", (event) => { event.detail.headers["X-CSRFToken"] = csrf(); });
+
+  async function postJSON(url, body) {
+    const response = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(body || {}),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.message || "Something went wrong. Try again.");
+    return data;
+  }
+
+  function show(target, message) {
+    const box = document.getElementById(target || "passkey-status");
+    if (box) { box.textContent = message; box.hidden = false; }
+  }
+
+  async function signIn(button) {
+    const options = await postJSON(button.dataset.options);
+    const credential = await SimpleWebAuthnBrowser.startAuthentication({ optionsJSON: options });
+    const result = await postJSON(button.dataset.verify, { credential });
+    window.location.assign(result.redirect);
+  }
+
+  async function register(button) {
+    const options = await postJSON(button.dataset.options);
+    const credential = await SimpleWebAuthnBrowser.startRegistration({ optionsJSON: options });
+    const name = document.getElementById("passkey-name")?.value || "Passkey";
+    const result = await postJSON(button.dataset.verify, { credential, name });
+    window.location.assign(result.redirect);
+  }
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-passkey]");
+    if (!button) return;
+    event.preventDefault();
+    button.disabled = true;
+    try {
+      if (button.dataset.passkey === "sign-in") await signIn(button);
+      else await register(button);
+    } catch (error) {
+      show(button.dataset.status, error.message || String(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  // Keyboard: j/k move through the inbox, Enter opens, / searches, r replies, n notes, g then i goes to the inbox.
+  let lastKey = "";
+  document.addEventListener("keydown", (event) => {
+    const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName) || event.target.isContentEditable;
+    if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
+    const rows = Array.from(document.querySelectorAll(".list .row"));
+    const current = rows.findIndex((row) => row.classList.contains("selected"));
+    const select = (index) => {
+      if (!rows.length) return;
+      rows.forEach((row) => row.classList.remove("selected"));
+      const row = rows[Math.max(0, Math.min(rows.length - 1, index))];
+      row.classList.add("selected"); row.focus();
+    };
+    const focus = (id) => { const el = document.getElementById(id); if (el) { event.preventDefault(); el.focus(); } };
+    if (event.key === "j") select(current + 1);
+    else if (event.key === "k") select(current - 1);
+    else if (event.key === "Enter" && current >= 0) rows[current].click();
+    else if (event.key === "/") focus("search");
+    else if (event.key === "r") focus("reply-body");
+    else if (event.key === "n") focus("note-body");
+    else if (event.key === "i" && lastKey === "g") window.location.assign("/tickets");
+    lastKey = event.key;
+  });
+})();
