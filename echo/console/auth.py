@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import cache
 
 import jwt
-from flask import current_app, g, request, session
+from flask import current_app, request, session
 from sqlalchemy import select, update
 
 from echo.actors import SYSTEM, Actor
@@ -59,10 +59,11 @@ def end_session() -> None:
 
 def current_agent() -> Agent | None:
     """The agent of this request: Cloudflare Access identity if enabled, else the session cookie."""
-    if "agent" in g:
-        return g.agent
+    # Cached on the request, not on g: an app context can outlive one request (tests, CLI).
+    if hasattr(request, "echo_agent"):
+        return request.echo_agent
     agent = _agent_from_cf_access() or _agent_from_session()
-    g.agent = agent
+    request.echo_agent = agent
     return agent
 
 

@@ -74,8 +74,7 @@ def _filters() -> queries.TicketFilters:
     )
 
 
-@bp.get("")
-@bp.get("/")
+@bp.get("", strict_slashes=False)
 def inbox():
     filters = _filters()
     if filters.q and (jump := shortcut(filters.q)) is not None:
