@@ -65,7 +65,8 @@ def serve(host: str, port: int, web_workers: int) -> None:
     sample = Path(__file__).resolve().parent / "inbound" / "sample.json"
     click.echo(
         f"\nEcho is running at {url}/tickets\n"
-        f"  Sign in: the demo agent {DEMO_AGENT} (development sign-in).\n"
+        f"  Sign in: open the URL and press \"Development sign-in\" (the demo agent {DEMO_AGENT}, superadmin).\n"
+        f"  Real agents: echo-desk agents invite EMAIL --role ops  (prints a one-time passkey link).\n"
         f"  Data: {settings.instance_path}\n"
         f"  Send a sample email through the Postmark webhook:\n"
         f"    curl -u {settings.webhook_user}:{settings.webhook_password} -H 'Content-Type: application/json' "

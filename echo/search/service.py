@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Select, exists, func, literal_column, or_, select, union
 
+from sqlalchemy.dialects.postgresql import distinct_on
+
 from echo.customers.models import Customer
 from echo.extensions import db
 from echo.tickets.models import Thread, Ticket
@@ -139,7 +141,7 @@ def snippets(ticket_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, str]:
         select(Thread.ticket_id, Thread.stripped_text)
         .where(Thread.ticket_id.in_(ticket_ids), Thread.search_vector.op("@@")(words))
         .order_by(Thread.ticket_id, func.ts_rank_cd(Thread.search_vector, words).desc())
-        .distinct(Thread.ticket_id)
+        .ext(distinct_on(Thread.ticket_id))
         .subquery()
     )
     rows = db.session.execute(
