@@ -54,14 +54,15 @@ def serve(host: str, port: int, web_workers: int) -> None:
     ensure_agent(DEMO_AGENT, "Demo Agent", "superadmin")
     db.session.commit()
 
+    url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"  # passkeys need a name
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
                ECHO_INSTANCE_PATH=str(settings.instance_path))
+    env.setdefault("ECHO_CONSOLE_URL", url)
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "echo.wsgi:app", "--bind", f"{host}:{port}",
          "--workers", str(web_workers), "--access-logfile", "-"], env=env,
     )
     work = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker"], env=env)
-    url = f"http://{host}:{port}"
     sample = Path(__file__).resolve().parent / "inbound" / "sample.json"
     click.echo(
         f"\nEcho is running at {url}/tickets\n"

@@ -166,5 +166,5 @@ def revoke_passkey(passkey_id: uuid.UUID):
 def invitation_link(agent: Agent) -> str:
     """Make an invitation and return the enrolment URL to hand to the agent."""
     token = create_invitation(agent)
-    base = current_app.config["ECHO"].console_url or "http://127.0.0.1:5000"
+    base = current_app.config["ECHO"].console_url or "http://localhost:5000"
     return f"{base.rstrip('/')}/tickets/enrol/{token}"
