@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
+from echo.console.auth import require_agent
 from echo.extensions import db
 from echo.http import json_body
 from echo.investigate.schemas import parse_report
@@ -13,9 +14,18 @@ from echo.tickets.api import authenticate_bearer
 bp = Blueprint("investigate", __name__, url_prefix="/tickets")
 
 
+def _actor():
+    """An agent token for integrations; otherwise the console session, which must carry its CSRF token."""
+    if request.headers.get("Authorization"):
+        return authenticate_bearer()
+    actor = require_agent()
+    current_app.extensions["csrf"].protect()
+    return actor
+
+
 @bp.post("/from-snapshot")
 def from_snapshot():
-    actor = authenticate_bearer()
+    actor = _actor()
     report = parse_report(json_body())
     ticket = create_from_snapshot(report, actor=actor)
     db.session.commit()

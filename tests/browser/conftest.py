@@ -66,9 +66,9 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(base_env):
-    """Echo served for real by werkzeug in a background thread; ECHO_CONSOLE_URL is its own address."""
+    """Echo served for real by werkzeug on 127.0.0.1 in a background thread; ECHO_CONSOLE_URL is its own address."""
     server = make_server("127.0.0.1", 0, _not_ready, threaded=True, request_handler=_QuietHandler)
-    url = f"http://127.0.0.1:{server.server_port}"
+    url = f"http://localhost:{server.server_port}"  # a WebAuthn RP id must be a domain, never an IP
     app = create_app({**base_env, "ECHO_CONSOLE_URL": url})
     server.app = app  # the port had to be known before the app's settings could name it
     thread = threading.Thread(target=server.serve_forever, name="echo-live-server", daemon=True)

@@ -27,7 +27,7 @@ def test_enrol_sign_out_and_sign_in_with_a_passkey(page, db, live_server, authen
     expect(page.locator("header.top .who")).to_have_text("Kim Agent")
 
     [credential] = authenticator.credentials()
-    assert credential["isResidentCredential"] and credential["rpId"] == "127.0.0.1"
+    assert credential["isResidentCredential"] and credential["rpId"] == "localhost"
     db.session.expire_all()
     [passkey] = db.session.scalars(select(Passkey).where(Passkey.agent_id == agent.id)).all()
     assert passkey.credential_id == authenticator.credential_id(credential)

@@ -63,3 +63,16 @@ def test_snapshot_needs_an_agent(client, db):
     response = client.post("/tickets/from-snapshot", json={"deploy_id": "d", "surface_id": "s", "snapshot": {}})
     assert response.status_code == 401
     assert db.session.scalar(select(Ticket)) is None
+
+
+def test_console_session_can_file_a_snapshot_with_its_csrf_token(client, db):
+    from tests.console.conftest import csrf_token
+    from tests.factories import AgentFactory
+
+    AgentFactory(email="demo@echo.local")
+    client.post("/tickets/login/dev", data={"csrf_token": csrf_token(client)})
+    payload = {"deploy_id": "d1", "surface_id": "s1", "snapshot": {"ok": False}}
+    assert client.post("/tickets/from-snapshot", json=payload).status_code == 400  # no CSRF token
+    token = csrf_token(client, "/tickets")
+    response = client.post("/tickets/from-snapshot", json=payload, headers={"X-CSRFToken": token})
+    assert response.status_code == 201 and response.get_json()["number"] == "TKT-0001"
