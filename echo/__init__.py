@@ -20,11 +20,12 @@ def _blueprints():
     from echo.console.views import bp as console
     from echo.inbound.views import bp as inbound
     from echo.investigate.views import bp as investigate
+    from echo.portal.api import bp as portal_api
     from echo.outbound.views import bp as outbound
     from echo.tickets.api import bp as agent_api
 
     # The webhooks and fixed paths come before the console, whose /tickets/<number> catches the rest.
-    return [inbound, outbound, investigate, agent_api, console_auth, console]
+    return [inbound, outbound, investigate, agent_api, portal_api, console_auth, console]
 
 
 def load_settings(config: Settings | Mapping[str, str] | None = None) -> Settings:
@@ -35,6 +36,11 @@ def load_settings(config: Settings | Mapping[str, str] | None = None) -> Setting
     if config:
         environ.update(config)
     return Settings.from_env(environ)
+
+
+def limiter_storage_uri(redis_url: str) -> str:
+    """The `limits` library spells a Redis socket `redis+unix://`."""
+    return "redis+unix://" + redis_url[len("unix://"):] if redis_url.startswith("unix://") else redis_url
 
 
 def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
@@ -51,7 +57,8 @@ def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> 
 
     from echo import cli, errors, jobs, models, security  # noqa: F401  (models: every table on the metadata)
     from echo.attachments import storage
-    from echo.extensions import db
+    from echo.extensions import db, limiter
+    from echo.portal import api as portal_api
 
     settings = load_settings(config)
     if settings.database_url is None or settings.redis_url is None:
@@ -68,6 +75,8 @@ def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> 
         WTF_CSRF_CHECK_DEFAULT=False,  # checked by the console's blueprints; APIs use bearer tokens
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=settings.production,
+        RATELIMIT_STORAGE_URI=limiter_storage_uri(settings.redis_url),
+        RATELIMIT_HEADERS_ENABLED=True,
         SECRET_KEY=app.config.get("SECRET_KEY") or settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800},
@@ -80,6 +89,8 @@ def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None) -> 
     errors.register_error_handlers(app)
     CSRFProtect(app)
     security.init_app(app)
+    limiter.init_app(app)
+    portal_api.init_app(app)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     cli.register(app)

@@ -1,5 +1,6 @@
 """Extension singletons, bound to an app in create_app()."""
 
+from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -18,3 +19,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# Keys are chosen per route (customer or IP); storage is Redis, set from REDIS_URL in create_app().
+limiter = Limiter(key_func=lambda: "global", headers_enabled=True, strategy="moving-window")

@@ -22,7 +22,6 @@ def test_enrol_sign_out_and_sign_in_with_a_passkey(page, db, live_server, authen
     expect(page.locator("h1")).to_have_text("Welcome, Kim Agent")
     page.fill("#passkey-name", "Kim's laptop")
     page.click("#passkey-register")
-    page.wait_for_timeout(3000); print("STATUS", page.url, page.locator("#passkey-status").text_content())
     page.wait_for_url(INBOX)
     expect(page.locator("header.top .who")).to_have_text("Kim Agent")
 

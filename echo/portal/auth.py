@@ -1,0 +1,102 @@
+"""Portal authentication: HS256 JWTs verified with SESSION_KEY; only the token's email identifies a customer."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+from flask import current_app, request
+from sqlalchemy import select
+
+from echo.customers.models import Customer
+from echo.db import utcnow
+from echo.errors import EchoError
+from echo.extensions import db
+from echo.portal.models import CustomerSession
+
+TOKEN_TTL = timedelta(minutes=15)
+REFRESH_WHEN_UNDER = timedelta(minutes=5)
+SESSION_MAX = timedelta(hours=12)
+
+
+class Unauthenticated(EchoError):
+    status = 401
+    code = "unauthenticated"
+
+
+@dataclass(frozen=True)
+class PortalIdentity:
+    customer_id: uuid.UUID | None  # None: the email has never written to support yet
+    email: str
+    session_id: str
+    expires_at: datetime
+
+    @property
+    def session_hash(self) -> str:
+        return hashlib.sha256(self.session_id.encode()).hexdigest()
+
+
+def _key() -> str:
+    return current_app.config["ECHO"].session_key
+
+
+def mint_jwt(customer: Customer, session_id: str, *, now: datetime | None = None,
+             session_expires: datetime | None = None) -> tuple[str, datetime]:
+    """A 15-minute token, never outliving its session's 12-hour maximum."""
+    now = now or utcnow()
+    expires = min(now + TOKEN_TTL, session_expires or now + TOKEN_TTL)
+    token = jwt.encode(
+        {"sub": str(customer.id), "customer_email": customer.email, "sid": session_id,
+         "iat": int(now.timestamp()), "exp": int(expires.timestamp())},
+        _key(), algorithm="HS256",
+    )
+    return token, expires
+
+
+def start_session(customer: Customer) -> tuple[str, datetime]:
+    """Open a session for a customer who proved a passkey; returns its first JWT."""
+    session_id = secrets.token_urlsafe(24)
+    now = utcnow()
+    record = CustomerSession(id=hashlib.sha256(session_id.encode()).hexdigest(), customer_id=customer.id,
+                             expires_at=now + SESSION_MAX)
+    db.session.add(record)
+    return mint_jwt(customer, session_id, now=now, session_expires=record.expires_at)
+
+
+def identify() -> PortalIdentity:
+    """Verify the bearer JWT (signature, expiry, claims, live session) and name the customer it stands for."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Sign in to see your tickets.")
+    try:
+        claims = jwt.decode(token.strip(), _key(), algorithms=["HS256"],
+                            options={"require": ["sub", "customer_email", "sid", "iat", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("Your session timed out. Sign in again to continue.", code="session_expired") from None
+    except jwt.PyJWTError:
+        raise Unauthenticated("Sign in to see your tickets.") from None
+    email, sid = claims.get("customer_email"), claims.get("sid")
+    if not isinstance(email, str) or not isinstance(sid, str) or "@" not in email:
+        raise Unauthenticated("Sign in to see your tickets.")
+    session_record = db.session.get(CustomerSession, hashlib.sha256(sid.encode()).hexdigest())
+    if session_record is not None and (session_record.revoked_at is not None or session_record.expires_at <= utcnow()):
+        raise Unauthenticated("Your session timed out. Sign in again to continue.", code="session_expired")
+    customer_id = db.session.scalar(
+        select(Customer.id).where(Customer.email == email.strip().lower(), Customer.deleted_at.is_(None))
+    )
+    return PortalIdentity(customer_id, email.strip().lower(), sid, datetime.fromtimestamp(claims["exp"], timezone.utc))
+
+
+def refreshed_token(identity: PortalIdentity) -> tuple[str, datetime] | None:
+    """A fresh JWT when an Echo-issued one has under five minutes left (never past the session maximum)."""
+    if identity.customer_id is None or identity.expires_at - utcnow() > REFRESH_WHEN_UNDER:
+        return None
+    record = db.session.get(CustomerSession, identity.session_hash)
+    if record is None or record.revoked_at is not None or record.expires_at <= utcnow():
+        return None
+    customer = db.session.get(Customer, identity.customer_id)
+    return mint_jwt(customer, identity.session_id, session_expires=record.expires_at)

@@ -1,0 +1,83 @@
+"""The portal's JSON, built from explicit allow-lists: nothing reaches a customer unless named here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from echo.errors import InvalidPayload
+from echo.tickets.models import Thread, Ticket
+
+STATUS_FOR_CUSTOMER = {"open": "open", "pending": "waiting_for_you", "resolved": "resolved", "closed": "resolved"}
+MAX_BODY = 20_000
+
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_BODY)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateTicketIn(_In):
+    subject: Subject
+    body: Body
+    category: Literal["account", "billing", "bug_report", "feature_request"] | None = None
+
+
+class ReplyIn(_In):
+    body: Body
+
+
+def parse(model: type[_In], data: object):
+    if not isinstance(data, dict):
+        raise InvalidPayload("The body must be a JSON object.", code="invalid_request")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                   for e in exc.errors(include_url=False, include_input=False)][:10]
+        raise InvalidPayload("Some fields are missing or not valid.", code="invalid_request", details=details) from None
+
+
+def _iso(value) -> str:
+    return value.isoformat()
+
+
+def unread(ticket: Ticket) -> bool:
+    """Support has replied since the customer last looked."""
+    replied = ticket.last_agent_reply_at
+    return bool(replied and (ticket.customer_read_at is None or replied > ticket.customer_read_at))
+
+
+def ticket_summary(ticket: Ticket) -> dict:
+    return {
+        "id": str(ticket.id), "number": ticket.number, "subject": ticket.subject,
+        "status": STATUS_FOR_CUSTOMER[ticket.status], "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at), "unread": unread(ticket),
+    }
+
+
+def thread_out(thread: Thread) -> dict:
+    return {
+        "id": str(thread.id),
+        "from": "customer" if thread.direction == "inbound" else "support",
+        "body": thread.stripped_text or thread.body_text,
+        "sent_at": _iso(thread.created_at),
+        "attachments": [{"id": str(a.id), "filename": a.filename, "size_bytes": a.size_bytes}
+                        for a in thread.attachments if a.erased_at is None],
+    }
+
+
+def ticket_detail(ticket: Ticket, threads: list[Thread]) -> dict:
+    return {
+        "id": str(ticket.id), "number": ticket.number, "subject": ticket.subject,
+        "status": STATUS_FOR_CUSTOMER[ticket.status], "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at), "threads": [thread_out(t) for t in threads],
+    }
+
+
+def created(ticket: Ticket) -> dict:
+    return {"id": str(ticket.id), "number": ticket.number, "subject": ticket.subject,
+            "status": STATUS_FOR_CUSTOMER[ticket.status], "created_at": _iso(ticket.created_at)}
