@@ -175,7 +175,48 @@ The app crashes when I open the {f} on {device}.
 Our {proj} campaign emails are going to spam.
 The discount code {coupon} doesn't work at checkout.
 We are being charged tax even though we are exempt.
-The tracking number for order {order} isn't recognised by {carrier}.""".split("\n")
+The tracking number for order {order} isn't recognised by {carrier}.
+The {n} count on the {f} is off by {num} since we imported our data from {intg}.
+Our bookkeeper says the receipts are missing the company address.
+I think someone else has access to my account, I see logins from a city I have never been to.
+The mobile notifications arrive hours late, sometimes the next morning.
+Our shop has been closed for renovation, can we pause the subscription until {month}?
+The search on the {f} doesn't find customers by their phone number.
+When two people edit the same {n} at the same time, one of the changes gets lost.
+The confirmation page says my {n} went through, but my bank shows nothing.
+I moved house and need to change the delivery address for all future orders.
+Some of our staff are on older laptops and the {f} is extremely sluggish for them.
+The PDF looks fine on screen but prints with the totals cut off.
+Could you explain the difference between the {plan} and {plan2} plans?
+The currency on our invoices switched from euros to dollars without us changing anything.
+My manager wants a yearly invoice instead of a monthly one.
+The calendar sync shows every appointment twice.
+I keep getting logged out after a few minutes, even with "remember me" ticked.
+The barcode scanner doesn't recognise the labels printed from the {f}.
+We are migrating from {intg} and need help importing about {num} thousand records.
+Our auditors asked for a log of who changed the bank details and when.
+The dark mode makes the tables unreadable, the text is grey on grey.
+The trial ended earlier than the fourteen days we were told.
+I ordered the large size but received a medium, and the box was damaged.
+The webhook retries flood our server with the same event again and again.
+Our student discount disappeared when the plan renewed.
+The accessibility checker flags the {f} because buttons have no labels.
+The autocomplete suggests customers that were deleted months ago.
+The warranty card says three years but your website says two.
+I was told a technician would call me back on {date} but nobody did.
+The tax rate for our province is wrong on the last three invoices.
+Our API key was rotated and now the nightly sync fails with "{err}".
+I can't attach files larger than a few megabytes to a {n}.
+The onboarding emails keep coming although we finished the setup weeks ago.
+Please merge my two accounts, I used my work and my personal address by mistake.
+The {f} shows prices without VAT for our Swiss customers.
+The font in the exported spreadsheet is tiny and the columns are too narrow.
+My elderly father uses the app and finds the new menu confusing.
+We need a data processing agreement signed before our legal team approves the renewal.
+The gift voucher I bought for my sister says it has already been redeemed.
+A charge from your company appeared on my statement and I don't recognise it.
+The replacement charger overheats just like the first one did.
+Our dispatch team prints {num} shipping labels a day and the printer queue keeps stalling.""".split("\n")
 
 # Agent replies and notes.
 AGENT_SENTENCES = """Thanks for reaching out about your {n}.
@@ -208,7 +249,25 @@ Please clear the cache and reinstall the app on {device}.
 I've sent a new verification code to your email.
 Your {n} has been restored from the backup of {date}.
 The discount will be applied to your next invoice.
-I've merged the two accounts, please log in with your main email.""".split("\n")
+I've merged the two accounts, please log in with your main email.
+I've asked our developers to prioritise this, and I'll keep this ticket open until it's fixed.
+As a workaround, you can download the report as CSV and open it in a spreadsheet.
+The duplicate appointments come from two calendars being connected at once; disconnecting one fixes it.
+I've extended your trial by seven days so you have time to finish the setup.
+The warehouse confirmed the parcel was returned to sender because the house number was missing.
+Our billing system applies the tax rate of the address on file, so updating it will fix future invoices.
+You'll receive a prepaid return label by email within the hour.
+I've switched the account to annual billing, and the difference has been credited.
+For security reasons we can't change the owner's email without a confirmation from the current owner.
+I've signed out all other sessions and recommend changing your password right away.
+The data processing agreement is attached, signed on our side.
+The voucher was redeemed on {date}; I've issued a new code and blocked the old one.
+Rotating the API key invalidates old tokens, so the integration needs the new key in its settings.
+I've reported the accessibility issue to our design team, thank you for flagging it.
+Unfortunately the size you ordered is out of stock, would you like a refund or a store credit?
+Our courier partner is seeing delays in your region this week.
+Your account now has the student discount applied again, backdated to the renewal.
+I've removed the deleted customers from the search suggestions; it can take an hour to update.""".split("\n")
 
 NOTE_SENTENCES = """Customer is on the {plan} plan, {money} per month.
 Looks like the same {intg} sync bug as last week.
@@ -319,8 +378,8 @@ class TextGenerator:
         self.proj_word = Zipf(PROJECT_WORDS + GENERAL_WORDS, rng, s=0.85, q=10.0)
         self.first = Zipf(FIRST_NAMES, rng, s=0.6, q=20.0)
         self.last = Zipf(LAST_NAMES, rng, s=0.6, q=20.0)
-        self.cust_sentence = Zipf([_parse(t) for t in CUSTOMER_SENTENCES], rng, s=0.7, q=5.0)
-        self.agent_sentence = Zipf([_parse(t) for t in AGENT_SENTENCES], rng, s=0.7, q=5.0)
+        self.cust_sentence = Zipf([_parse(t) for t in CUSTOMER_SENTENCES], rng, s=0.6, q=10.0)
+        self.agent_sentence = Zipf([_parse(t) for t in AGENT_SENTENCES], rng, s=0.6, q=10.0)
         self.note_sentence = Uniform([_parse(t) for t in NOTE_SENTENCES], rng)
         self.subject_t = Zipf([_parse(t) for t in SUBJECTS], rng, s=0.8, q=4.0)
         self.greet_in = Uniform([_parse(t) for t in GREETINGS_IN], rng)
@@ -335,7 +394,7 @@ class TextGenerator:
         self._slots = {
             "n": self.noun, "n2": self.noun, "v": self.verb, "vp": self._past, "a": self.adj, "f": self.feature,
             "plan": self.plan, "intg": self.intg, "err": self.err, "code": self._code, "order": self._order,
-            "num": self._num, "money": self._money, "money2": self._money, "date": self._date,
+            "num": self._num, "money": self._money, "money2": self._money, "plan2": self.plan, "date": self._date,
             "browser": self.browser, "browser2": self.browser, "device": self.device, "reason": Uniform(REASONS, rng),
             "proj": self._project, "industry": Uniform(INDUSTRIES, rng), "colleague": self.first,
             "company": self.company_name, "carrier": Uniform(CARRIERS, rng), "section": Uniform(SECTIONS, rng),

@@ -21,11 +21,12 @@ def _blueprints():
     from echo.inbound.views import bp as inbound
     from echo.investigate.views import bp as investigate
     from echo.portal.api import bp as portal_api
+    from echo.portal.sessions import bp as portal_sessions
     from echo.outbound.views import bp as outbound
     from echo.tickets.api import bp as agent_api
 
     # The webhooks and fixed paths come before the console, whose /tickets/<number> catches the rest.
-    return [inbound, outbound, investigate, agent_api, portal_api, console_auth, console]
+    return [inbound, outbound, investigate, agent_api, portal_api, portal_sessions, console_auth, console]
 
 
 def load_settings(config: Settings | Mapping[str, str] | None = None) -> Settings:

@@ -33,7 +33,7 @@ def main() -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (serve, db_group, worker, inbound, agents):
+    for command in (serve, db_group, worker, inbound, agents, erase_customer):
         if command.name not in app.cli.commands:
             app.cli.add_command(command)
 
@@ -155,6 +155,22 @@ def inbound(eml) -> None:
     click.echo(f"{result.outcome}: {result.ticket_number} (ticket {result.ticket_id})"
                + (f" via {result.matched_via}" if result.matched_via else "")
                + (" [quarantined]" if result.quarantined else "") + (" [auto-reply]" if result.auto_reply else ""))
+
+
+@click.command("erase-customer")
+@click.argument("email")
+@with_appcontext
+def erase_customer(email: str) -> None:
+    """Erase a customer's personal data (GDPR request) and print a receipt; safe to repeat."""
+    from echo.actors import SYSTEM
+    from echo.extensions import db
+    from echo.privacy.service import delete_erased_bytes, erase_customer as erase
+
+    receipt = erase(email, actor=SYSTEM)
+    db.session.commit()
+    delete_erased_bytes(receipt)
+    for line in receipt.lines():
+        click.echo(line)
 
 
 @click.group("agents")

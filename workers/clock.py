@@ -23,11 +23,13 @@ class Every:
 
 def schedule() -> list[Every]:
     from echo.mail.tasks import sweep_outbox
+    from echo.privacy.tasks import retention
     from echo.tickets.tasks import auto_close
 
     return [
         Every(10, sweep_outbox, "mail"),  # retries are due within seconds of their time
         Every(3600, auto_close, "maintenance"),
+        Every(24 * 3600, retention, "maintenance"),
     ]
 
 

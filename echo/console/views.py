@@ -271,6 +271,15 @@ def _disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
+@bp.app_template_filter("filesize")
+def filesize(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 @bp.app_template_filter("thread_kind")
 def thread_kind(thread: Thread) -> str:
     return {"inbound": "customer", "outbound": "reply", "internal": "note"}[thread.direction]

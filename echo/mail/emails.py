@@ -97,6 +97,11 @@ def _agent_notification(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
     return context, {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
+@email("portal_enrol")
+def portal_enrol(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
+    return {"link": outbox.context.get("link")}, {"Auto-Submitted": "auto-generated"}
+
+
 email("assignment")(_agent_notification)
 email("customer_reply")(_agent_notification)
 

@@ -70,8 +70,14 @@ def deliver(outbox_id: str) -> str:
     return _record_sent(outbox, postmark_id)
 
 
+# Context values that grant access (sign-up links) are kept only until the email is out.
+SECRET_CONTEXT_KEYS = ("link",)
+
+
 def _record_sent(outbox: OutboxMessage, postmark_id: str) -> str:
     outbox.state, outbox.sent_at, outbox.last_error = "sent", utcnow(), None
+    if any(key in outbox.context for key in SECRET_CONTEXT_KEYS):
+        outbox.context = {k: v for k, v in outbox.context.items() if k not in SECRET_CONTEXT_KEYS}
     outbox.postmark_message_id = postmark_id
     if outbox.ticket_id is not None and outbox.kind in CUSTOMER_EMAILS:
         db.session.merge(MessageId(

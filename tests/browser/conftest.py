@@ -1,11 +1,9 @@
-"""Browser fixtures: a live Echo server on a free localhost port, driven by headless Debian Chromium via Playwright."""
+"""Browser fixtures: a live Echo server on a free local port, driven by headless Debian Chromium via Playwright."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +14,14 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from echo import create_app
 from echo.extensions import db as _db
-
-CHROMIUM = os.environ.get("ECHO_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-HERE = Path(__file__).resolve().parent
-SCREENSHOTS = HERE.parent.parent / "test-artifacts" / "screenshots"
-DEMO_AGENT = "demo@echo.local"
-INBOX = re.compile(r"/tickets/?$")
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, DEMO_AGENT, HERE, INBOX
 
 
 def _missing_browser() -> str | None:
     """Why browser tests cannot run here, or None when they can."""
-    if importlib.util.find_spec("playwright") is None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[dev]')"
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
@@ -99,9 +90,16 @@ def browser():
 
 
 @pytest.fixture
-def context(browser, live_server):
+def viewport() -> dict:
+    """The window size; parametrize `viewport` to change it (below 600 px wide the context is a touch phone)."""
+    return {"width": 1280, "height": 800}
+
+
+@pytest.fixture
+def context(browser, live_server, viewport):
     """A fresh browser profile (no cookies, no storage) per test, with relative URLs on the live server."""
-    ctx = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    phone = viewport["width"] < 600
+    ctx = browser.new_context(base_url=live_server.url, viewport=viewport, is_mobile=phone, has_touch=phone)
     ctx.set_default_timeout(15_000)
     yield ctx
     ctx.close()

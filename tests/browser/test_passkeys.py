@@ -6,7 +6,7 @@ from sqlalchemy import select
 from echo.agents.service import ensure_agent
 from echo.console.auth_views import invitation_link
 from echo.passkeys.models import Passkey
-from tests.browser.conftest import INBOX
+from tests.browser.support import INBOX
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect
 

@@ -52,7 +52,8 @@ def test_reply_note_assign_and_status_from_the_ticket_page(signed_in, client, db
     db.session.expire_all()
     ticket = db.session.scalar(select(Ticket).where(Ticket.number == "TKT-0001"))
     assert ticket.status == "resolved" and ticket.assigned_to == colleague.id
-    threads = db.session.scalars(select(Thread).where(Thread.ticket_id == ticket.id).order_by(Thread.created_at)).all()
+    threads = db.session.scalars(
+        select(Thread).where(Thread.ticket_id == ticket.id).order_by(Thread.created_at)).all()
     assert [t.direction for t in threads] == ["inbound", "outbound", "internal"]
     assert REPLY in threads[1].body_text and NOTE in threads[2].body_text
 

@@ -24,7 +24,8 @@ VECTORS_TEXT = (
     'kaleidoscope <script>alert(1)</script> <img src=x onerror="window.__xss=1"> <svg onload=alert(1)>\n'
     '"><script>window.__xss=1</script> javascript:alert(1)'
 )
-# Any attribute named on*, or a URL attribute running script, anywhere in the live DOM.
+# Anywhere in the live DOM: an on* handler, a javascript: URL, an inline style (mail could restyle the console),
+# active or foreign elements inside a message, or a script that is not one of Echo's own files.
 FIND_ACTIVE_CONTENT = """() => {
   const urlish = new Set(["href", "src", "action", "formaction", "data", "xlink:href", "srcdoc"]);
   const found = [];
@@ -34,11 +35,13 @@ FIND_ACTIVE_CONTENT = """() => {
       if (name.startsWith("on") || (urlish.has(name) && /^\\s*javascript:/i.test(attr.value)) || name === "style")
         found.push(`${el.tagName.toLowerCase()} ${name}=${attr.value}`);
     }
-    if (["IFRAME", "OBJECT", "EMBED", "SVG", "MATH", "FORM"].includes(el.tagName.toUpperCase()) && el.closest(".html"))
-      found.push(`${el.tagName.toLowerCase()} inside a message`);
+    const tag = el.tagName.toUpperCase();
+    if (["IFRAME", "OBJECT", "EMBED", "SVG", "MATH", "FORM"].includes(tag) && el.closest(".html"))
+      found.push(`${tag.toLowerCase()} inside a message`);
   }
   for (const script of document.scripts)
-    if (!script.src || !new URL(script.src).pathname.startsWith("/tickets/static/")) found.push("script " + script.outerHTML);
+    if (!script.src || !new URL(script.src).pathname.startsWith("/tickets/static/"))
+      found.push("script " + script.outerHTML);
   return found;
 }"""
 
@@ -48,7 +51,8 @@ def tiny_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\0\0\0\0")) + chunk(b"IEND", b"")
+    pixels = zlib.compress(b"\0\0\0\0\0")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -108,12 +112,13 @@ def test_vectors_never_run_on_inbox_ticket_search_and_customer_pages(signed_in, 
     customer_page = page.locator('aside a[href*="/tickets/customers/"]').get_attribute("href")
 
     visit(page, "/tickets/TKT-0002")
-    expect(page.locator("article.message.customer .body").first).to_contain_text('<img src=x onerror="window.__xss=1">')
+    first_body = page.locator("article.message.customer .body").first
+    expect(first_body).to_contain_text('<img src=x onerror="window.__xss=1">')
     assert page.evaluate(FIND_ACTIVE_CONTENT) == []
 
     visit(page, "/tickets?q=kaleidoscope")
     expect(page.locator(".row .snippet mark").first).to_have_text("kaleidoscope")
-    expect(page.locator(".row .snippet mark")).not_to_have_count(0)
+    expect(page.locator('.row[data-number="TKT-0002"] .snippet')).to_contain_text('onerror="window.__xss=1">')
     assert page.evaluate(FIND_ACTIVE_CONTENT) == []
 
     visit(page, customer_page)

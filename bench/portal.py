@@ -1,0 +1,537 @@
+"""Benchmark the customer portal API (GET /api/v1/support/tickets and /tickets/{id}).
+
+    /work/venv/bin/python bench/portal.py            # seed, measure in-process + over HTTP, report, drop the db
+    /work/venv/bin/python bench/portal.py --json     # the report as JSON on stdout (logs go to stderr)
+    /work/venv/bin/python bench/portal.py --keep     # keep the database (its name is in the report)
+    /work/venv/bin/python bench/portal.py --profile  # always add cProfile (otherwise only when a target is missed)
+
+One run:
+1. Creates `echo_portal_bench_<random>` on BENCH_DATABASE_URL (default
+   postgresql://postgres@127.0.0.1:5432/postgres), migrates it with `echo.migrate.upgrade`, seeds
+   it with COPY (bench/portal_seed.py: 1 000 portal customers x 20 tickets with realistic threads,
+   attachments and sessions, plus 4 000 other customers and 300 000 older audit rows), VACUUM ANALYZE.
+2. Builds Echo with `echo.create_app({...})` (ECHO_ENV=development, Redis BENCH_REDIS_URL default
+   redis://127.0.0.1:6379/13, flushed) and times `client.get(...)` around the Flask test client,
+   in-process and single-threaded, for four endpoints (list page 1, list page 2, detail of a
+   random own ticket, detail of a 30-message ticket), interleaved, rotating bearer JWTs over the
+   customers so that no 60/minute limit is reached; every non-200 is counted and reported.
+3. An instrumented pass splits the server time into database round trips, Redis round trips and
+   Python (bench/portal_profile.py), EXPLAIN ANALYZEs the statements each endpoint issues, and
+   (when a target is missed, or with --profile) runs cProfile.
+4. Starts gunicorn as the Procfile does (`gunicorn echo.wsgi:app --workers 5`, access log off) and
+   drives list+detail with 8 keep-alive connections (wrk, or Python threads) for ~10 s, then each
+   endpoint alone (bench/portal_http.py).
+5. Prints a table and the targets (list p95 < 15 ms, detail p95 < 15 ms); drops the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import portal_http as hp  # noqa: E402
+import portal_profile as prof  # noqa: E402
+import portal_seed as seedmod  # noqa: E402
+from portal_seed import log  # noqa: E402
+
+TARGET_P95_MS = 15.0
+API = "/api/v1/support/tickets"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--customers", type=int, default=1000, help="portal customers (default 1000)")
+    p.add_argument("--tickets", type=int, default=20, help="visible tickets per portal customer (default 20)")
+    p.add_argument("--other-customers", type=int, default=4000, help="customers who never use the portal (default 4000)")
+    p.add_argument("--audit-rows", type=int, default=300_000, help="older support_audit_log rows (default 300000)")
+    p.add_argument("--requests", type=int, default=2000, help="measured requests per endpoint (default 2000)")
+    p.add_argument("--warmup", type=int, default=200, help="warm-up requests per endpoint (default 200)")
+    p.add_argument("--page2-per-page", type=int, default=10,
+                   help="per_page for the page-2 list (default 10: with 20 tickets, page 2 of 20 is empty)")
+    p.add_argument("--analysis-requests", type=int, default=200, help="instrumented requests per endpoint")
+    p.add_argument("--profile", action="store_true", help="always run cProfile (default: only if a target is missed)")
+    p.add_argument("--http-seconds", type=float, default=10.0, help="mixed list+detail HTTP run (default 10 s)")
+    p.add_argument("--http-split-seconds", type=float, default=5.0,
+                   help="then list-only and detail-only runs of this length (0: skip; default 5 s)")
+    p.add_argument("--no-http", action="store_true", help="skip the gunicorn run")
+    p.add_argument("--workers", type=int, default=5, help="gunicorn workers (default 5, as the Procfile)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent keep-alive connections (default 8)")
+    p.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="HTTP load generator")
+    p.add_argument("--no-wait", action="store_true",
+                   help="measure even while another bench/*.py is running (default: wait for it)")
+    p.add_argument("--max-wait", type=float, default=3600, help="longest wait for other benchmarks (s)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--keep", action="store_true", help="keep the database")
+    p.add_argument("--seed", type=int, default=20240601)
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------
+# Machine state: is another benchmark (or test run) using the cores?
+# ----------------------------------------------------------------------------------------------
+
+def other_work() -> dict:
+    me = os.getpid()
+    benches, tests = [], []
+    for pid, (cmd, _) in prof.cpu_ticks().items():
+        if pid == me or not cmd:
+            continue
+        if re.search(r"python\S*\s+(\S*/)?bench/\w+\.py", cmd) and "bench/portal.py" not in cmd:
+            benches.append(f"{pid} {cmd[:90]}")
+        elif "pytest" in cmd and "python" in cmd:
+            tests.append(f"{pid} {cmd[:90]}")
+    return {"benchmarks": benches, "tests": tests}
+
+
+def wait_for_quiet(max_wait: float) -> dict:
+    start = time.monotonic()
+    seen = other_work()
+    first = list(seen["benchmarks"])
+    while seen["benchmarks"] and time.monotonic() - start < max_wait:
+        log(f"waiting for another benchmark to finish: {seen['benchmarks'][0]}")
+        time.sleep(15)
+        seen = other_work()
+    return {"waited_s": round(time.monotonic() - start), "waited_for": first, "still_running": seen["benchmarks"],
+            "tests_running": seen["tests"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Requests
+# ----------------------------------------------------------------------------------------------
+
+def mint(customers, key: str, ttl: int = 900) -> dict:
+    """Bearer JWTs as the host platform / Echo mints them (tests/portal/conftest.py::token_for)."""
+    import jwt
+
+    now = int(time.time())
+    return {c.id: jwt.encode({"sub": str(c.id), "customer_email": c.email, "sid": c.session_id, "iat": now,
+                              "exp": now + ttl}, key, algorithm="HS256") for c in customers}
+
+
+class Endpoints:
+    def __init__(self, customers, page2_per_page: int, rng: random.Random) -> None:
+        self.rng = rng
+        self.all = list(customers)
+        self.heavy = [c for c in customers if c.heavy is not None]
+        self.defs = {
+            "list p1": (self.all, lambda c: f"{API}?page=1&per_page=20"),
+            "list p2": (self.all, lambda c: f"{API}?page=2&per_page={page2_per_page}"),
+            "detail": (self.all, lambda c: f"{API}/{self.rng.choice(c.tickets)}"),
+            "detail 30 threads": (self.heavy, lambda c: f"{API}/{c.heavy}"),
+        }
+        self.order = {name: rng.sample(pool, len(pool)) for name, (pool, _) in self.defs.items()}
+        self.pos = {name: 0 for name in self.defs}
+
+    def next(self, name: str):
+        pool = self.order[name]
+        c = pool[self.pos[name] % len(pool)]
+        self.pos[name] += 1
+        return c, self.defs[name][1](c)
+
+
+def schedule(ep: Endpoints, per_endpoint: int) -> list[tuple[str, object, str]]:
+    """Interleaved: one request of each endpoint in turn, each from the next customer of its rotation."""
+    out = []
+    for _ in range(per_endpoint):
+        for name in ep.defs:
+            c, path = ep.next(name)
+            out.append((name, c, path))
+    return out
+
+
+def run_schedule(client, plan, tokens: dict, probe: prof.Probe | None = None) -> dict:
+    """Time client.get() per request; returns name -> {lat: [...ms], statuses: {...}, bytes: [...], samples}."""
+    from time import perf_counter
+
+    out: dict = {}
+    for name, c, path in plan:
+        headers = {"Authorization": "Bearer " + tokens[c.id]}
+        if probe is not None:
+            probe.take()
+        t = perf_counter()
+        resp = client.get(path, headers=headers)
+        body = resp.data
+        ms = (perf_counter() - t) * 1000
+        slot = out.setdefault(name, {"lat": [], "statuses": {}, "bytes": [], "samples": [], "bad": []})
+        slot["lat"].append(ms)
+        slot["bytes"].append(len(body))
+        slot["statuses"][resp.status_code] = slot["statuses"].get(resp.status_code, 0) + 1
+        if resp.status_code != 200 and len(slot["bad"]) < 3:
+            slot["bad"].append(f"{resp.status_code} {path}: {body[:200]!r}")
+        if probe is not None:
+            slot["samples"].append((ms, probe.take()))
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1]
+
+
+def summarise(slot: dict) -> dict:
+    lat = slot["lat"]
+    return {"requests": len(lat), "non200": sum(v for k, v in slot["statuses"].items() if k != 200),
+            "statuses": {str(k): v for k, v in slot["statuses"].items()},
+            "p50_ms": round(pct(lat, 50), 3), "p95_ms": round(pct(lat, 95), 3), "p99_ms": round(pct(lat, 99), 3),
+            "max_ms": round(max(lat), 3), "mean_ms": round(statistics.fmean(lat), 3),
+            "rps": round(len(lat) / (sum(lat) / 1000), 1),
+            "response_kb": round(statistics.fmean(slot["bytes"]) / 1024, 1), "bad_examples": slot["bad"]}
+
+
+def sanity(client, seeded, tokens, page2_per_page: int) -> list[str]:
+    """The endpoints answer what the data says: 20 tickets newest-activity first, 30 visible messages..."""
+    problems = []
+    c = next(x for x in seeded.customers if x.heavy is not None)
+    h = {"Authorization": "Bearer " + tokens[c.id]}
+    body = client.get(f"{API}?page=1&per_page=20", headers=h).get_json()
+    ids = [t["id"] for t in body.get("tickets", [])]
+    if body.get("total") != len(c.tickets) or ids != [str(t) for t in c.tickets[:20]]:
+        problems.append(f"list p1: total {body.get('total')} / {len(ids)} rows, order matches: "
+                        f"{ids == [str(t) for t in c.tickets[:20]]}")
+    body = client.get(f"{API}?page=2&per_page={page2_per_page}", headers=h).get_json()
+    if len(body.get("tickets", [])) != min(page2_per_page, max(0, len(c.tickets) - page2_per_page)):
+        problems.append(f"list p2: {len(body.get('tickets', []))} rows")
+    body = client.get(f"{API}/{c.heavy}", headers=h).get_json()
+    if len(body.get("threads", [])) != 30:
+        problems.append(f"detail 30 threads: {len(body.get('threads', []))} threads")
+    other = next(x for x in seeded.customers if x is not c)
+    r = client.get(f"{API}/{other.tickets[0]}", headers=h)
+    if r.status_code != 403:
+        problems.append(f"another customer's ticket answered {r.status_code}")
+    if any(x.merged for x in seeded.customers):
+        m = next(x for x in seeded.customers if x.merged)
+        r = client.get(f"{API}/{m.merged[0]}", headers={"Authorization": "Bearer " + tokens[m.id]})
+        if r.status_code != 200:
+            problems.append(f"merged ticket id answered {r.status_code}")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    from redis import Redis
+
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    Redis.from_url(redis_url).flushdb()
+    db = seedmod.Database(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    tmp = tempfile.TemporaryDirectory(prefix="portal-bench-")
+    report: dict = {"database": db.name, "kept": args.keep}
+    try:
+        log(f"creating and migrating {db.name}")
+        db.create()
+        db.migrate()
+        plan = seedmod.Plan(portal_customers=args.customers, tickets_per_customer=args.tickets,
+                            other_customers=args.other_customers, audit_rows=args.audit_rows, seed=args.seed)
+        seeded = seedmod.seed(db, plan)
+        report["data"] = dict(seeded.counts, seed_seconds=round(seeded.seconds, 1), portal_customers=args.customers,
+                              tickets_per_customer=args.tickets,
+                              heavy_tickets=sum(1 for c in seeded.customers if c.heavy is not None))
+
+        session_key = secrets.token_urlsafe(32)
+        config = {"ECHO_ENV": "development", "DATABASE_URL": db.sqlalchemy_url, "REDIS_URL": redis_url,
+                  "SESSION_KEY": session_key, "ECHO_SECRET_KEY": secrets.token_urlsafe(32),
+                  "ECHO_INSTANCE_PATH": tmp.name}
+        from echo import create_app
+
+        app = create_app(config)
+        client = app.test_client()
+        rng = random.Random(args.seed)
+        ep = Endpoints(seeded.customers, args.page2_per_page, rng)
+        tokens = mint(seeded.customers, session_key)
+        problems = sanity(client, seeded, tokens, args.page2_per_page)
+        if problems:
+            log("sanity check: " + "; ".join(problems))
+        report["sanity_problems"] = problems
+
+        log(f"warm-up: {args.warmup} requests per endpoint")
+        warm = run_schedule(client, schedule(ep, args.warmup), tokens)
+        report["warmup_non200"] = {k: summarise(v)["non200"] for k, v in warm.items()}
+
+        quiet = {"waited_s": 0, "waited_for": [], "still_running": other_work()["benchmarks"],
+                 "tests_running": other_work()["tests"]}
+        if not args.no_wait:
+            quiet = wait_for_quiet(args.max_wait)
+            if quiet["waited_s"]:
+                run_schedule(client, schedule(ep, 50), tokens)   # re-warm after the wait
+        Redis.from_url(redis_url).flushdb()   # fresh limiter windows for the measured run
+
+        log(f"measuring: {args.requests} requests per endpoint, interleaved, single-threaded")
+        tokens = mint(seeded.customers, session_key)
+        before, busy0 = prof.cpu_ticks(), prof.machine_ticks()
+        t0 = time.monotonic()
+        measured = run_schedule(client, schedule(ep, args.requests), tokens)
+        wall = time.monotonic() - t0
+        after, busy1 = prof.cpu_ticks(), prof.machine_ticks()
+        report["in_process"] = {name: summarise(slot) for name, slot in measured.items()}
+        report["in_process_wall_s"] = round(wall, 1)
+        cpu = prof.cpu_split(before, after, wall, db.name, {os.getpid(): "this benchmark (app in-process)"})
+        cpu["machine_busy_cores"] = round((busy1[0] - busy0[0]) / os.sysconf("SC_CLK_TCK") / wall, 2)
+        quiet["cpu_during_in_process"] = cpu
+        quiet["still_running_after"] = other_work()
+        report["machine"] = quiet
+        report["machine"]["cores"] = os.cpu_count()
+
+        # Where the time goes --------------------------------------------------------------------
+        log(f"instrumented pass: {args.analysis_requests} requests per endpoint")
+        tokens = mint(seeded.customers, session_key)
+        with prof.Probe() as probe:
+            inst = run_schedule(client, schedule(ep, args.analysis_requests), tokens, probe)
+            probe.capture_sql = True
+            captured = {}
+            for name in ep.defs:
+                c, path = ep.next(name)
+                probe.take()
+                client.get(path, headers={"Authorization": "Bearer " + tokens[c.id]})
+                captured[name] = [(e[1], e[3], e[4]) for e in probe.take() if e[0] == "sql"]
+        report["breakdown"] = {name: prof.breakdown(slot["samples"]) for name, slot in inst.items()}
+        report["explain"] = {name: prof.explain(db.dsn, stmts) for name, stmts in captured.items()}
+
+        ip = report["in_process"]
+        targets = {
+            "list": {"p95_ms": max(ip["list p1"]["p95_ms"], ip["list p2"]["p95_ms"]),
+                     "parts": {k: ip[k]["p95_ms"] for k in ("list p1", "list p2")}},
+            "detail": {"p95_ms": max(ip["detail"]["p95_ms"], ip["detail 30 threads"]["p95_ms"]),
+                       "parts": {k: ip[k]["p95_ms"] for k in ("detail", "detail 30 threads")}},
+        }
+        for t in targets.values():
+            t["target_ms"] = TARGET_P95_MS
+            t["met"] = t["p95_ms"] < TARGET_P95_MS
+        report["targets"] = targets
+        if args.profile or not all(t["met"] for t in targets.values()):
+            log("cProfile pass")
+            report["cprofile"] = {}
+            for name in ep.defs:
+                def run(count, name=name):
+                    plan_ = [(name, *ep.next(name)) for _ in range(count)]
+                    run_schedule(client, plan_, tokens)
+                report["cprofile"][name] = prof.cprofile(run, max(50, args.analysis_requests))
+
+        # HTTP ------------------------------------------------------------------------------------
+        if not args.no_http:
+            report["http"] = http_run(args, db, config, seeded, ep, session_key, redis_url, tmp)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        hp.PROCS.stop_all()
+        if args.keep:
+            log(f"keeping database {db.name}")
+        else:
+            try:
+                echo_db_engines_dispose()
+            except Exception:  # noqa: BLE001
+                pass
+            db.drop()
+            log(f"dropped {db.name}")
+        tmp.cleanup()
+
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_report(report, args)
+    return 0 if all(t["met"] for t in report["targets"].values()) else 1
+
+
+def echo_db_engines_dispose() -> None:
+    """Close the in-process app's pooled connections before the database is dropped."""
+    import gc
+
+    from sqlalchemy.engine import Engine
+
+    for obj in gc.get_objects():
+        if isinstance(obj, Engine):
+            obj.dispose()
+
+
+def http_run(args, db, config, seeded, ep: Endpoints, session_key: str, redis_url: str, tmp) -> dict:
+    from redis import Redis
+
+    wrk = hp.find_wrk(allow_install=True) if args.client in ("auto", "wrk") else None
+    if args.client == "wrk" and not wrk:
+        raise RuntimeError("--client wrk: wrk is unavailable")
+    env = dict(os.environ, **config)
+    server = hp.Gunicorn(env, args.workers, Path(tmp.name))
+    Redis.from_url(redis_url).flushdb()
+    result: dict = {"client": "wrk" if wrk else "python", "workers": args.workers, "connections": args.clients,
+                    "command": " ".join(server.cmd[1:] if "gunicorn" in server.cmd[0] else server.cmd)}
+    try:
+        server.start()
+        rng = random.Random(args.seed + 1)
+        tokens = mint(seeded.customers, session_key)
+        order = rng.sample(seeded.customers, len(seeded.customers))
+        files = {}
+
+        def write(name: str, lines: list[tuple[str, str]]) -> None:
+            path = Path(tmp.name) / f"{name}.tsv"
+            path.write_text("".join(f"{p}\t{t}\n" for p, t in lines))
+            files[name] = (path, lines)
+
+        mixed = []
+        for c in order:
+            mixed.append((f"{API}?page=1&per_page=20", tokens[c.id]))
+            mixed.append((f"{API}/{rng.choice(c.tickets)}", tokens[c.id]))
+        write("mixed", mixed)
+        write("list", [(f"{API}?page=1&per_page=20", tokens[c.id]) for c in order])
+        write("detail", [(f"{API}/{rng.choice(c.tickets)}", tokens[c.id]) for c in order])
+        lua = Path(tmp.name) / "portal.lua"
+        lua.write_text(hp.LUA)
+
+        def load(name: str, seconds: float) -> dict:
+            path, lines = files[name]
+            if wrk:
+                return hp.run_wrk(wrk, server.port, path, lua, args.clients, 1, seconds)
+            return hp.run_python(server.port, lines, args.clients, seconds)
+
+        log("HTTP warm-up (3 s)")
+        load("mixed", 3)
+        Redis.from_url(redis_url).flushdb()
+        log(f"HTTP: list+detail, {args.clients} connections, {args.http_seconds:.0f} s")
+        roles = {pid: "gunicorn (5 workers)" for pid in server.pids()}
+        roles[os.getpid()] = "this benchmark (idle parent)"
+        before, busy0 = prof.cpu_ticks(), prof.machine_ticks()
+        t0 = time.monotonic()
+        result["mixed"] = load("mixed", args.http_seconds)
+        wall = time.monotonic() - t0
+        after, busy1 = prof.cpu_ticks(), prof.machine_ticks()
+        cpu = prof.cpu_split(before, after, wall, db.name, roles)
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (busy1[0] - busy0[0]) / hz / wall
+        cpu["machine_busy_cores"] = round(busy, 2)
+        cpu["cores"]["exited processes (the load client)"] = round(busy - sum(cpu["cores"].values()), 2)
+        result["cpu"] = cpu
+        if args.http_split_seconds > 0:
+            for name in ("list", "detail"):
+                log(f"HTTP: {name} only, {args.http_split_seconds:.0f} s")
+                result[name] = load(name, args.http_split_seconds)
+        result["server_errors"] = server.errors()
+    finally:
+        server.stop()
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------
+
+def print_report(r: dict, args) -> None:
+    d = r["data"]
+    m = r["machine"]
+    out = print
+    out()
+    out(f"Echo portal API benchmark: {d['portal_customers']} customers x {d['tickets_per_customer']} tickets "
+        f"({d['heavy_tickets']} with 30 messages); database totals {d['customers']} customers, {d['tickets']} tickets, "
+        f"{d['threads']} threads, {d['attachments']} attachments, {d['support_audit_log']} audit rows, "
+        f"{d['db_size_mb']} MB (seeded in {d['seed_seconds']} s); db {r['database']}"
+        f"{' (kept)' if r['kept'] else ' (dropped)'}")
+    cpu = m["cpu_during_in_process"]
+    others = {k: v for k, v in cpu["cores"].items() if not k.startswith(("this benchmark", "postgres (bench"))}
+    other_load = sum(v for k, v in others.items() if k != "redis")
+    quiet = not m["still_running"] and not m["still_running_after"]["benchmarks"] and other_load < 0.15
+    out(f"Machine: {m['cores']} cores; {'QUIET' if quiet else 'NOT QUIET'} during the in-process run "
+        f"(other benchmarks: {len(m['still_running_after']['benchmarks'])}, test runs: "
+        f"{len(m['still_running_after']['tests'])}; CPU of everything else {other_load:.2f} cores"
+        f"{'; waited ' + str(m['waited_s']) + ' s for ' + str(len(m['waited_for'])) + ' other benchmark(s)' if m['waited_s'] else ''})")
+    if r.get("sanity_problems"):
+        out(f"SANITY PROBLEMS: {r['sanity_problems']}")
+    out()
+    out(f"In-process server time (Flask test client, single thread, {args.requests} requests per endpoint, "
+        f"interleaved, after {args.warmup} warm-up each; {r['in_process_wall_s']} s)")
+    hdr = f"{'endpoint':<30}{'n':>6}{'non200':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'mean':>8}{'req/s':>8}{'KB':>7}"
+    out(hdr)
+    out("-" * len(hdr))
+    labels = {"list p1": "list page 1 (per_page 20)", "list p2": f"list page 2 (per_page {args.page2_per_page})",
+              "detail": "detail (random own ticket)", "detail 30 threads": "detail (30 messages)"}
+    for name, s in r["in_process"].items():
+        out(f"{labels[name]:<30}{s['requests']:>6}{s['non200']:>8}{s['p50_ms']:>8.2f}{s['p95_ms']:>8.2f}"
+            f"{s['p99_ms']:>8.2f}{s['max_ms']:>8.1f}{s['mean_ms']:>8.2f}{s['rps']:>8.0f}{s['response_kb']:>7.1f}")
+        for bad in s["bad_examples"]:
+            out(f"    non-200: {bad}")
+    out("(ms; req/s = 1 / mean server time, one thread)")
+    out()
+    out(f"Where the time goes (instrumented pass, {args.analysis_requests} requests per endpoint; mean ms per request)")
+    hdr = f"{'endpoint':<30}{'total':>8}{'DB':>8}{'Redis':>8}{'Python':>8}{'SQL':>6}{'COMMIT':>8}{'ROLLBK':>8}{'Redis#':>8}"
+    out(hdr)
+    out("-" * len(hdr))
+    for name, b in r["breakdown"].items():
+        out(f"{labels[name]:<30}{b['mean_ms']:>8.2f}{b['db_ms']:>8.2f}{b['redis_ms']:>8.2f}{b['python_ms']:>8.2f}"
+            f"{b['sql_statements_per_request']:>6.1f}{b['commits_per_request']:>8.1f}{b['rollbacks_per_request']:>8.1f}"
+            f"{b['redis_commands_per_request']:>8.1f}")
+    out("(DB = wall time inside psycopg execute/commit/rollback: round trip + server; SQL/COMMIT/ROLLBK/Redis# = "
+        "calls per request)")
+    for name in ("list p1", "detail 30 threads"):
+        out(f"  {labels[name]}: round trips")
+        for s in r["breakdown"][name]["calls"][:9]:
+            out(f"    {s['ms_per_request']:>6.3f} ms  x{s['per_request']:<4} {s['label']}")
+    out()
+    out("EXPLAIN ANALYZE (server execution / planning ms) of each statement an endpoint issues")
+    for name, plans in r["explain"].items():
+        out(f"  {labels[name]}:")
+        for p in plans:
+            if "error" in p:
+                out(f"    error {p['label']}: {p['error']}")
+                continue
+            top = " > ".join(x.strip().split(" (")[0] for x in p["plan"][:4])
+            out(f"    {p['execution_ms']:>6.3f} / {p['planning_ms']:>5.3f}  {p['label'][:60]:<60} {top[:90]}")
+    if r.get("cprofile"):
+        out()
+        out("cProfile (self time by package, ms per request; cProfile inflates Python time ~1.5-2x)")
+        for name, cp in r["cprofile"].items():
+            pk = ", ".join(f"{k} {v:.2f}" for k, v in list(cp["by_package_ms_per_request"].items())[:8])
+            out(f"  {labels[name]} ({cp['profiled_ms_per_request']:.2f} profiled): {pk}")
+        name = "detail 30 threads"
+        out(f"  {labels[name]}: top functions by self time")
+        for f in r["cprofile"][name]["top_self"][:12]:
+            out(f"    {f['ms_per_request']:>6.3f} ms  {f['calls_per_request']:>7.1f} calls  {f['function'][:100]}")
+    if r.get("http"):
+        h = r["http"]
+        out()
+        out(f"HTTP: gunicorn {h['command'].split('gunicorn')[-1].strip()} (access log off), {h['client']} with "
+            f"{h['connections']} keep-alive connections")
+        hdr = f"{'run':<30}{'secs':>6}{'reqs':>8}{'req/s':>8}{'p50':>8}{'p90':>8}{'p95':>8}{'p99':>8}{'max':>8}  statuses"
+        out(hdr)
+        out("-" * len(hdr))
+        for key, label in (("mixed", "list p1 + detail (50/50)"), ("list", "list p1 only"), ("detail", "detail only")):
+            if key in h:
+                x = h[key]
+                out(f"{label:<30}{x['seconds']:>6.1f}{x['requests']:>8}{x['rps']:>8.0f}{x['p50_ms']:>8.2f}"
+                    f"{x['p90_ms']:>8.2f}{x['p95_ms']:>8.2f}{x['p99_ms']:>8.2f}{x['max_ms']:>8.1f}  {x['statuses']}"
+                    f"{' socket errors ' + str(x['socket_errors']) if x['socket_errors'] else ''}")
+                if x.get("first_bad"):
+                    out(f"    first non-200: {x['first_bad'][:300]}")
+        out("  CPU during the mixed run (cores): " + ", ".join(f"{k} {v}" for k, v in h["cpu"]["cores"].items())
+            + f"; machine busy {h['cpu']['machine_busy_cores']} of {m['cores']}")
+        if h.get("server_errors"):
+            out("  gunicorn logged errors:\n" + h["server_errors"][:1500])
+    out()
+    t = r["targets"]
+    parts = lambda x: ", ".join(f"{k} {v:.2f}" for k, v in x["parts"].items())  # noqa: E731
+    out(f"TARGETS (p95 server time < {TARGET_P95_MS:.0f} ms, in-process): "
+        f"list p95 {t['list']['p95_ms']:.2f} ms ({parts(t['list'])}) {'MET' if t['list']['met'] else 'NOT MET'}; "
+        f"detail p95 {t['detail']['p95_ms']:.2f} ms ({parts(t['detail'])}) "
+        f"{'MET' if t['detail']['met'] else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Where a portal request's server time goes (used by bench/portal.py).
+
+* `Probe`: while active, wraps psycopg's `Cursor.execute`/`executemany` and `Connection.commit`/
+  `rollback` and redis-py's `Redis.execute_command` (class-level patches, removed afterwards), so
+  each request is split into database round trips (wall time in the driver: adaptation, network,
+  server execution, result transfer), Redis round trips, and the rest (Python: Flask, the
+  limiter, JWT, SQLAlchemy ORM, serialisation). It also keeps each statement's SQL and
+  parameters for `explain`.
+* `explain`: `EXPLAIN (ANALYZE, BUFFERS)` of captured statements on a separate connection, inside
+  a transaction that is rolled back (so the UPDATE/INSERT the endpoints issue change nothing).
+* `cprofile`: cProfile over a batch of requests, summed by package (where Python time goes) and
+  the top functions.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import re
+import statistics
+import time
+from collections import Counter, defaultdict
+
+
+def normalise_sql(sql: str) -> str:
+    """A short, stable label for a statement: its verb and main table, plus a shortened text."""
+    flat = re.sub(r"\s+", " ", sql).strip()
+    flat = re.sub(r"%\(([a-z_0-9]+)\)s", "?", flat)
+    verb = flat.split(" ", 1)[0].upper()
+    m = re.search(r"\b(?:FROM|INTO|UPDATE)\s+([a-z_\.\"]+)", flat, re.I)
+    table = m.group(1) if m else ""
+    if verb == "SELECT":
+        m = re.search(r"\bFROM\s+([a-z_]+)", flat)
+        table = m.group(1) if m else table
+        if flat.startswith("SELECT count(*)"):
+            verb = "SELECT count(*)"
+    where = ""
+    m = re.search(r"\bWHERE (.{0,70})", flat)
+    if m:
+        where = " WHERE " + m.group(1).split(" ORDER BY")[0].split(" LIMIT")[0]
+    return f"{verb} {table}{where}"[:110]
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []   # (kind, label, ms, sql, params)
+        self._saved: list = []
+        self.capture_sql = False
+
+    def __enter__(self) -> "Probe":
+        import psycopg
+        import redis
+
+        probe = self
+
+        def timed(owner, name, kind):
+            original = getattr(owner, name)
+
+            def wrapper(self_, *args, **kwargs):
+                t = time.perf_counter()
+                try:
+                    return original(self_, *args, **kwargs)
+                finally:
+                    ms = (time.perf_counter() - t) * 1000
+                    if kind == "sql":
+                        query = args[0] if args else kwargs.get("query")
+                        sql = query if isinstance(query, str) else str(query)
+                        params = args[1] if len(args) > 1 else kwargs.get("params")
+                        probe.events.append(("sql", normalise_sql(sql), ms, sql if probe.capture_sql else None,
+                                             params if probe.capture_sql else None))
+                    elif kind == "redis":
+                        probe.events.append(("redis", str(args[0]) if args else "?", ms, None, None))
+                    else:
+                        probe.events.append((kind, kind.upper(), ms, None, None))
+
+            self._saved.append((owner, name, original))
+            setattr(owner, name, wrapper)
+
+        timed(psycopg.Cursor, "execute", "sql")
+        timed(psycopg.Cursor, "executemany", "sql")
+        timed(psycopg.Connection, "commit", "commit")
+        timed(psycopg.Connection, "rollback", "rollback")
+        timed(redis.Redis, "execute_command", "redis")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+        self._saved.clear()
+
+    def take(self) -> list[tuple]:
+        events, self.events = self.events, []
+        return events
+
+
+def breakdown(samples: list[tuple[float, list[tuple]]]) -> dict:
+    """Mean split of per-request time into DB / Redis / Python, and per-statement means."""
+    n = len(samples)
+    totals, dbs, rediss, counts = [], [], [], Counter()
+    per_label: dict[str, list[float]] = defaultdict(list)
+    for total_ms, events in samples:
+        totals.append(total_ms)
+        db = sum(e[2] for e in events if e[0] in ("sql", "commit", "rollback"))
+        rd = sum(e[2] for e in events if e[0] == "redis")
+        dbs.append(db)
+        rediss.append(rd)
+        for e in events:
+            counts[e[0]] += 1
+            if e[0] != "redis":
+                per_label[e[1]].append(e[2])
+            else:
+                per_label["redis " + e[1]].append(e[2])
+    mean_total = statistics.fmean(totals)
+    mean_db, mean_redis = statistics.fmean(dbs), statistics.fmean(rediss)
+    statements = sorted(
+        ({"label": label, "per_request": round(len(v) / n, 2), "mean_ms": round(statistics.fmean(v), 3),
+          "ms_per_request": round(sum(v) / n, 3)} for label, v in per_label.items()),
+        key=lambda s: -s["ms_per_request"])
+    return {
+        "requests": n,
+        "mean_ms": round(mean_total, 3),
+        "db_ms": round(mean_db, 3), "redis_ms": round(mean_redis, 3),
+        "python_ms": round(mean_total - mean_db - mean_redis, 3),
+        "sql_statements_per_request": round(counts["sql"] / n, 2),
+        "commits_per_request": round(counts["commit"] / n, 2),
+        "rollbacks_per_request": round(counts["rollback"] / n, 2),
+        "redis_commands_per_request": round(counts["redis"] / n, 2),
+        "calls": statements,
+    }
+
+
+def _plan_chain(node: dict, depth: int = 0, out: list | None = None) -> list[str]:
+    out = [] if out is None else out
+    name = node.get("Node Type", "?")
+    if node.get("Index Name"):
+        name += f" using {node['Index Name']}"
+    elif node.get("Relation Name"):
+        name += f" on {node['Relation Name']}"
+    if "Actual Rows" in node:
+        name += f" (rows={node['Actual Rows']}, {node.get('Actual Total Time', 0):.3f} ms)"
+    out.append("  " * depth + name)
+    for child in node.get("Plans", []) or []:
+        _plan_chain(child, depth + 1, out)
+    return out
+
+
+def explain(dsn: str, statements: list[tuple[str, str, object]]) -> list[dict]:
+    """EXPLAIN ANALYZE each (label, sql, params); all in one transaction that is rolled back."""
+    import psycopg
+
+    results = []
+    with psycopg.connect(dsn) as conn:
+        try:
+            for label, sql, params in statements:
+                if not sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+                    continue
+                try:
+                    conn.execute("SAVEPOINT x")
+                    row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params).fetchone()[0]
+                    conn.execute("ROLLBACK TO SAVEPOINT x")
+                except psycopg.Error as exc:
+                    conn.execute("ROLLBACK TO SAVEPOINT x")
+                    results.append({"label": label, "error": str(exc).strip()[:200]})
+                    continue
+                plan = row[0] if isinstance(row, list) else row
+                results.append({
+                    "label": label,
+                    "execution_ms": round(plan.get("Execution Time", 0.0), 3),
+                    "planning_ms": round(plan.get("Planning Time", 0.0), 3),
+                    "shared_hit": plan["Plan"].get("Shared Hit Blocks"),
+                    "shared_read": plan["Plan"].get("Shared Read Blocks"),
+                    "plan": _plan_chain(plan["Plan"]),
+                })
+        finally:
+            conn.rollback()
+    return results
+
+
+GROUPS = [
+    ("psycopg (driver)", ("/psycopg/", "/psycopg_c/", "/psycopg_binary/", "psycopg_c")),
+    ("sqlalchemy", ("/sqlalchemy/",)),
+    ("flask_sqlalchemy", ("/flask_sqlalchemy/",)),
+    ("flask_limiter + limits", ("/flask_limiter/", "/limits/")),
+    ("redis-py", ("/redis/",)),
+    ("jwt", ("/jwt/",)),
+    ("flask", ("/flask/",)),
+    ("werkzeug", ("/werkzeug/",)),
+    ("flask_cors", ("/flask_cors/",)),
+    ("flask_wtf", ("/flask_wtf/",)),
+    ("echo", ("/echo/",)),
+    ("json/uuid/datetime/ipaddress/stdlib", ("/lib/python3",)),
+]
+
+
+def _group(filename: str) -> str:
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins (C: socket I/O, json, hashing...)"
+    for group, needles in GROUPS:
+        if any(n in filename for n in needles):
+            return group
+    return "other"
+
+
+def cprofile(run_requests, count: int, top: int = 18) -> dict:
+    """Profile `run_requests(count)`; tottime summed by package, top functions by self and cumulative time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_requests(count)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(v[2] for v in stats.stats.values())   # tottime
+    groups: Counter = Counter()
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+        groups[_group(filename)] += tt
+        short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        rows.append((tt, ct, nc, f"{short}:{line}({func})"))
+    by_self = sorted(rows, reverse=True)[:top]
+    echo_cum = sorted((r for r in rows if r[3].startswith("echo/")), key=lambda r: -r[1])[:top]
+    per = 1000.0 / count
+    return {
+        "requests": count,
+        "profiled_ms_per_request": round(total * per, 3),
+        "by_package_ms_per_request": {g: round(t * per, 3) for g, t in groups.most_common()},
+        "top_self": [{"ms_per_request": round(tt * per, 3), "calls_per_request": round(nc / count, 1), "function": f}
+                     for tt, ct, nc, f in by_self],
+        "echo_cumulative": [{"ms_per_request": round(ct * per, 3), "calls_per_request": round(nc / count, 1),
+                             "function": f} for tt, ct, nc, f in echo_cum],
+    }
+
+
+def cpu_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (command line, CPU ticks) for every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            out[int(entry)] = (cmd, int(fields[11]) + int(fields[12]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return sum(parts) - idle, sum(parts)
+
+
+def cpu_split(before: dict, after: dict, seconds: float, db_name: str, roles: dict[int, str]) -> dict:
+    """Cores used per role over a window: this benchmark's own processes, its PostgreSQL backends
+    (by database name in the process title), Redis, and everything else (other work on the machine)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    split: Counter = Counter()
+    others: Counter = Counter()
+    for pid, (cmd, ticks) in after.items():
+        used = ticks - before.get(pid, (cmd, 0))[1] if pid in before else ticks
+        if used <= 0:
+            continue
+        if pid in roles:
+            role = roles[pid]
+        elif cmd.startswith("postgres:") and db_name in cmd:
+            role = "postgres (bench db)"
+        elif cmd.startswith("postgres") or "/postgres " in cmd or cmd.startswith("/usr/lib/postgresql"):
+            role = "postgres (other dbs, background)"
+        elif "redis-server" in cmd and "6379" in cmd:
+            role = "redis"
+        else:
+            role = "other processes"
+            others[cmd[:70]] += used
+        split[role] += used
+    cores = {role: round(t / hz / seconds, 2) for role, t in split.most_common()}
+    return {"cores": cores, "top_other": [(c, round(t / hz / seconds, 2)) for c, t in others.most_common(4)]}

@@ -1,0 +1,1 @@
+"""Privacy: data-subject erasure and retention."""
