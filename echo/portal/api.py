@@ -19,6 +19,7 @@ from echo.portal.auth import PortalIdentity, identify, refreshed_token
 
 bp = Blueprint("portal_api", __name__, url_prefix="/api/v1/support")
 PER_PAGE_MAX = 50
+MAX_PAGE = 10_000
 
 
 def _rate_key() -> str:
@@ -110,8 +111,9 @@ def _page_args() -> tuple[int, int]:
         page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 20))
     except ValueError:
         raise EchoError("page and per_page must be whole numbers.", code="invalid_request", status=400) from None
-    if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
-        raise EchoError(f"page starts at 1; per_page is 1 to {PER_PAGE_MAX}.", code="invalid_request", status=400)
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= PER_PAGE_MAX:
+        raise EchoError(f"page is 1 to {MAX_PAGE}; per_page is 1 to {PER_PAGE_MAX}.", code="invalid_request",
+                        status=400)
     return page, per_page
 
 

@@ -57,7 +57,7 @@ def document() -> dict:
             "/api/v1/support/session": {"get": _op("Who the token names", _json("Session", "Session"))},
             "/api/v1/support/tickets": {
                 "get": _op("List my tickets, newest activity first", _json("Tickets", "TicketList"), params=[
-                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
                     {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}},
                 ], codes=("400", "401", "429", "503")),
                 "post": _op("Open a ticket", _json("Created", "Created", "201"), body="CreateTicket",
