@@ -296,7 +296,7 @@ def main(argv=None) -> int:
         # Where the time goes --------------------------------------------------------------------
         log(f"instrumented pass: {args.analysis_requests} requests per endpoint")
         tokens = mint(seeded.customers, session_key)
-        with prof.Probe() as probe:
+        with prof.Probe(app) as probe:
             inst = run_schedule(client, schedule(ep, args.analysis_requests), tokens, probe)
             probe.capture_sql = True
             captured = {}
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
                 c, path = ep.next(name)
                 probe.take()
                 client.get(path, headers={"Authorization": "Bearer " + tokens[c.id]})
-                captured[name] = [(e[1], e[3], e[4]) for e in probe.take() if e[0] == "sql"]
+                captured[name] = [(e[1], e[3], e[4]) for e in probe.take()[0] if e[0] == "sql"]
         report["breakdown"] = {name: prof.breakdown(slot["samples"]) for name, slot in inst.items()}
         report["explain"] = {name: prof.explain(db.dsn, stmts) for name, stmts in captured.items()}
 
@@ -480,9 +480,26 @@ def print_report(r: dict, args) -> None:
             f"{b['redis_commands_per_request']:>8.1f}")
     out("(DB = wall time inside psycopg execute/commit/rollback: round trip + server; SQL/COMMIT/ROLLBK/Redis# = "
         "calls per request)")
-    for name in ("list p1", "detail 30 threads"):
-        out(f"  {labels[name]}: round trips")
-        for s in r["breakdown"][name]["calls"][:9]:
+    out()
+    names = list(r["breakdown"])
+    out("Per phase (mean ms per request, exclusive of nested phases; in brackets the DB+Redis round-trip part)")
+    hdr = f"{'phase':<44}" + "".join(f"{n:>18}" for n in names)
+    out(hdr)
+    out("-" * len(hdr))
+    phases = []
+    for name in names:
+        for ph in r["breakdown"][name]["phases"]:
+            if ph["phase"] not in phases:
+                phases.append(ph["phase"])
+    for ph in phases:
+        cells = []
+        for name in names:
+            row = next((x for x in r["breakdown"][name]["phases"] if x["phase"] == ph), None)
+            cells.append(f"{row['ms']:.2f} ({row['db_ms'] + row['redis_ms']:.2f})" if row else "-")
+        out(f"{ph[:44]:<44}" + "".join(f"{c:>18}" for c in cells))
+    for name in ("list p1", "detail", "detail 30 threads"):
+        out(f"  {labels[name]}: round trips (ms per request, calls per request)")
+        for s in r["breakdown"][name]["calls"][:10]:
             out(f"    {s['ms_per_request']:>6.3f} ms  x{s['per_request']:<4} {s['label']}")
     out()
     out("EXPLAIN ANALYZE (server execution / planning ms) of each statement an endpoint issues")

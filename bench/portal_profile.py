@@ -42,15 +42,61 @@ def normalise_sql(sql: str) -> str:
     return f"{verb} {table}{where}"[:110]
 
 
+PHASES = [
+    # (module path, attribute, label): wrapped while a Probe is active; times are inclusive of nested phases
+    ("flask_limiter", "Limiter._Limiter__evaluate_limits", "rate limit check (flask-limiter, Redis)"),
+    ("echo.portal.api", "identify", "auth.identify (JWT, session, customer)"),
+    ("echo.portal.service", "list_tickets", "service.list_tickets (count + page)"),
+    ("echo.portal.service", "owned_ticket", "service.owned_ticket"),
+    ("echo.portal.service", "visible_threads", "service.visible_threads (+attachments)"),
+    ("echo.portal.schemas", "ticket_summary", "schemas.ticket_summary"),
+    ("echo.portal.schemas", "ticket_detail", "schemas.ticket_detail"),
+    ("echo.portal.api", "jsonify", "jsonify"),
+    ("echo.portal.api", "_write_audit", "audit insert (own transaction)"),
+    ("echo.portal.api", "refreshed_token", "token refresh check"),
+]
+OUTSIDE = "Flask/Werkzeug + hooks + teardown"
+VIEW = "view body (flush, commit, glue)"
+
+
 class Probe:
-    def __init__(self) -> None:
-        self.events: list[tuple] = []   # (kind, label, ms, sql, params)
+    """Per-request event log: DB and Redis round trips, each tagged with the innermost phase."""
+
+    def __init__(self, app=None) -> None:
+        self.app = app
+        self.events: list[tuple] = []   # (kind, label, ms, sql, params, phase)
+        self.phases: list[tuple] = []   # (label, exclusive ms)
+        self.stack: list[list] = []     # [label, start, child ms]
         self._saved: list = []
         self.capture_sql = False
 
+    def _phase(self) -> str:
+        return self.stack[-1][0] if self.stack else OUTSIDE
+
+    def _wrap_phase(self, owner, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        probe = self
+
+        def wrapper(*args, **kwargs):
+            probe.stack.append([label, time.perf_counter(), 0.0])
+            try:
+                return original(*args, **kwargs)
+            finally:
+                lbl, t0, child = probe.stack.pop()
+                ms = (time.perf_counter() - t0) * 1000
+                probe.phases.append((lbl, ms - child))
+                if probe.stack:
+                    probe.stack[-1][2] += ms
+
+        self._saved.append((owner, name, original))
+        setattr(owner, name, wrapper)
+
     def __enter__(self) -> "Probe":
+        import importlib
+
         import psycopg
         import redis
+        from psycopg.pq import TransactionStatus
 
         probe = self
 
@@ -58,21 +104,27 @@ class Probe:
             original = getattr(owner, name)
 
             def wrapper(self_, *args, **kwargs):
+                label = None
+                if kind == "rollback":
+                    if self_.pgconn.transaction_status == TransactionStatus.IDLE:
+                        return original(self_, *args, **kwargs)   # no round trip: not recorded
+                    label = "ROLLBACK + DEALLOCATE ALL" if self_._prepared._names else "ROLLBACK"
                 t = time.perf_counter()
                 try:
                     return original(self_, *args, **kwargs)
                 finally:
                     ms = (time.perf_counter() - t) * 1000
+                    phase = probe._phase()
                     if kind == "sql":
                         query = args[0] if args else kwargs.get("query")
                         sql = query if isinstance(query, str) else str(query)
                         params = args[1] if len(args) > 1 else kwargs.get("params")
                         probe.events.append(("sql", normalise_sql(sql), ms, sql if probe.capture_sql else None,
-                                             params if probe.capture_sql else None))
+                                             params if probe.capture_sql else None, phase))
                     elif kind == "redis":
-                        probe.events.append(("redis", str(args[0]) if args else "?", ms, None, None))
+                        probe.events.append(("redis", str(args[0]) if args else "?", ms, None, None, phase))
                     else:
-                        probe.events.append((kind, kind.upper(), ms, None, None))
+                        probe.events.append((kind, label or kind.upper(), ms, None, None, phase))
 
             self._saved.append((owner, name, original))
             setattr(owner, name, wrapper)
@@ -82,41 +134,88 @@ class Probe:
         timed(psycopg.Connection, "commit", "commit")
         timed(psycopg.Connection, "rollback", "rollback")
         timed(redis.Redis, "execute_command", "redis")
+        for module, attr, label in PHASES:
+            owner = importlib.import_module(module)
+            *path, name = attr.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            self._wrap_phase(owner, name, label)
+        if self.app is not None:
+            for endpoint in ("portal_api.list_tickets", "portal_api.get_ticket"):
+                self._wrap_view(endpoint)
         return self
+
+    def _wrap_view(self, endpoint: str) -> None:
+        views = self.app.view_functions
+        original = views[endpoint]
+        probe = self
+
+        def wrapper(*args, **kwargs):
+            probe.stack.append([VIEW, time.perf_counter(), 0.0])
+            try:
+                return original(*args, **kwargs)
+            finally:
+                lbl, t0, child = probe.stack.pop()
+                ms = (time.perf_counter() - t0) * 1000
+                probe.phases.append((lbl, ms - child))
+                if probe.stack:
+                    probe.stack[-1][2] += ms
+
+        self._saved.append((views, endpoint, original))
+        views[endpoint] = wrapper
 
     def __exit__(self, *exc) -> None:
         for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
+            if isinstance(owner, dict):
+                owner[name] = original
+            else:
+                setattr(owner, name, original)
         self._saved.clear()
 
-    def take(self) -> list[tuple]:
+    def take(self) -> tuple[list[tuple], list[tuple]]:
         events, self.events = self.events, []
-        return events
+        phases, self.phases = self.phases, []
+        return events, phases
 
 
-def breakdown(samples: list[tuple[float, list[tuple]]]) -> dict:
-    """Mean split of per-request time into DB / Redis / Python, and per-statement means."""
+def breakdown(samples: list[tuple[float, tuple]]) -> dict:
+    """Mean split of per-request time into DB / Redis / Python, per phase, and per-statement means."""
     n = len(samples)
     totals, dbs, rediss, counts = [], [], [], Counter()
     per_label: dict[str, list[float]] = defaultdict(list)
-    for total_ms, events in samples:
+    phase_ms: Counter = Counter()
+    phase_db: Counter = Counter()
+    phase_redis: Counter = Counter()
+    for total_ms, (events, phases) in samples:
         totals.append(total_ms)
         db = sum(e[2] for e in events if e[0] in ("sql", "commit", "rollback"))
         rd = sum(e[2] for e in events if e[0] == "redis")
         dbs.append(db)
         rediss.append(rd)
+        inside = 0.0
+        for label, ms in phases:
+            phase_ms[label] += ms
+            inside += ms
+        phase_ms[OUTSIDE] += total_ms - inside
         for e in events:
             counts[e[0]] += 1
-            if e[0] != "redis":
-                per_label[e[1]].append(e[2])
-            else:
+            if e[0] == "redis":
                 per_label["redis " + e[1]].append(e[2])
+                phase_redis[e[5]] += e[2]
+            else:
+                per_label[e[1]].append(e[2])
+                phase_db[e[5]] += e[2]
     mean_total = statistics.fmean(totals)
     mean_db, mean_redis = statistics.fmean(dbs), statistics.fmean(rediss)
     statements = sorted(
         ({"label": label, "per_request": round(len(v) / n, 2), "mean_ms": round(statistics.fmean(v), 3),
           "ms_per_request": round(sum(v) / n, 3)} for label, v in per_label.items()),
         key=lambda s: -s["ms_per_request"])
+    phases_out = sorted(
+        ({"phase": p, "ms": round(ms / n, 3), "db_ms": round(phase_db[p] / n, 3),
+          "redis_ms": round(phase_redis[p] / n, 3),
+          "python_ms": round((ms - phase_db[p] - phase_redis[p]) / n, 3)} for p, ms in phase_ms.items()),
+        key=lambda x: -x["ms"])
     return {
         "requests": n,
         "mean_ms": round(mean_total, 3),
@@ -126,6 +225,7 @@ def breakdown(samples: list[tuple[float, list[tuple]]]) -> dict:
         "commits_per_request": round(counts["commit"] / n, 2),
         "rollbacks_per_request": round(counts["rollback"] / n, 2),
         "redis_commands_per_request": round(counts["redis"] / n, 2),
+        "phases": phases_out,
         "calls": statements,
     }
 
@@ -156,9 +256,10 @@ def explain(dsn: str, statements: list[tuple[str, str, object]]) -> list[dict]:
                 if not sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
                     continue
                 try:
-                    conn.execute("SAVEPOINT x")
-                    row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params).fetchone()[0]
-                    conn.execute("ROLLBACK TO SAVEPOINT x")
+                    for _ in range(3):   # the last of three: warm caches, as in a long-lived pooled connection
+                        conn.execute("SAVEPOINT x")
+                        row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params).fetchone()[0]
+                        conn.execute("ROLLBACK TO SAVEPOINT x")
                 except psycopg.Error as exc:
                     conn.execute("ROLLBACK TO SAVEPOINT x")
                     results.append({"label": label, "error": str(exc).strip()[:200]})

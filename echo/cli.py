@@ -16,6 +16,8 @@ from flask.cli import FlaskGroup, with_appcontext
 from echo.config import ConfigError
 
 DEMO_AGENT = "demo@echo.local"
+# Method, path (no query string: it may hold one-time tokens), status, size, seconds. No client IP.
+ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 
 def _create_app() -> Flask:
@@ -60,7 +62,7 @@ def serve(host: str, port: int, web_workers: int) -> None:
     env.setdefault("ECHO_CONSOLE_URL", url)
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "echo.wsgi:app", "--bind", f"{host}:{port}",
-         "--workers", str(web_workers), "--access-logfile", "-"], env=env,
+         "--workers", str(web_workers), "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT], env=env,
     )
     work = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker"], env=env)
     sample = Path(__file__).resolve().parent / "inbound" / "sample.json"

@@ -89,8 +89,11 @@ def logout():
     return redirect(url_for("console_auth.login"))
 
 
-@bp.get("/enrol/<token>")
-def enrol(token):
+# The token travels in the query string and JSON bodies, never in a path, so access logs
+# (which record paths only) never hold it.
+@bp.get("/enrol")
+def enrol():
+    token = request.args.get("token", "")
     try:
         invitation = find_invitation(token)
     except EchoError as exc:
@@ -98,16 +101,16 @@ def enrol(token):
     return render_template("console/enrol.html", agent=invitation.agent, token=token)
 
 
-@bp.post("/enrol/<token>/options")
-def enrol_options(token):
-    agent = find_invitation(token).agent
+@bp.post("/enrol/options")
+def enrol_options():
+    agent = find_invitation(str(json_object().get("token") or "")).agent
     return _registration_options(agent, "enrol_challenge")
 
 
-@bp.post("/enrol/<token>/verify")
-def enrol_verify(token):
-    invitation = find_invitation(token)
+@bp.post("/enrol/verify")
+def enrol_verify():
     body = json_object()
+    invitation = find_invitation(str(body.get("token") or ""))
     credential = passkeys.verify_registration(
         relying_party(), passkeys.parse_credential(body.get("credential")), session.pop("enrol_challenge", None),
     )
@@ -167,4 +170,4 @@ def invitation_link(agent: Agent) -> str:
     """Make an invitation and return the enrolment URL to hand to the agent."""
     token = create_invitation(agent)
     base = current_app.config["ECHO"].console_url or "http://localhost:5000"
-    return f"{base.rstrip('/')}/tickets/enrol/{token}"
+    return f"{base.rstrip('/')}/tickets/enrol?token={token}"

@@ -29,10 +29,11 @@
   }
 
   async function register(button) {
-    const options = await postJSON(button.dataset.options);
+    const token = button.dataset.token;  // enrolment links only
+    const options = await postJSON(button.dataset.options, token ? { token } : {});
     const credential = await SimpleWebAuthnBrowser.startRegistration({ optionsJSON: options });
     const name = document.getElementById("passkey-name")?.value || "Passkey";
-    const result = await postJSON(button.dataset.verify, { credential, name });
+    const result = await postJSON(button.dataset.verify, { credential, name, token });
     window.location.assign(result.redirect);
   }
 

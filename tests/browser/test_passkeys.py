@@ -16,7 +16,7 @@ def test_enrol_sign_out_and_sign_in_with_a_passkey(page, db, live_server, authen
     agent = ensure_agent("kim@raxx.app", "Kim Agent", "ops")
     link = invitation_link(agent)
     db.session.commit()
-    assert link.startswith(f"{live_server.url}/tickets/enrol/")
+    assert link.startswith(f"{live_server.url}/tickets/enrol?token=")
 
     page.goto(link)
     expect(page.locator("h1")).to_have_text("Welcome, Kim Agent")
