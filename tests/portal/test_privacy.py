@@ -159,3 +159,29 @@ def test_overall_limit_is_sixty_a_minute(client, db):
     headers = bearer("busy@example.com")
     codes = [client.get("/api/v1/support/tickets", headers=headers).status_code for _ in range(61)]
     assert codes.count(200) == 60 and codes[-1] == 429
+
+
+def test_erasure_deletes_attachment_bytes_from_s3(s3_app, s3_server):
+    import boto3
+
+    from echo.extensions import db as _db
+    from echo.privacy.service import delete_erased_bytes
+
+    client = s3_app.test_client()
+    post_inbound(client, inbound_payload(attachments=[attachment("id.pdf", b"%PDF-1.4 passport", "application/pdf")]))
+    key = _db.session.scalar(select(Attachment.s3_key))
+    bucket = s3_app.config["ECHO"].s3_bucket
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"%PDF-1.4 passport"
+    receipt = erase_customer("alice@example.com", actor=SYSTEM)
+    _db.session.commit()
+    assert delete_erased_bytes(receipt) == 1
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_sign_up_requests_are_limited_per_address_of_origin(client):
+    codes = [client.post("/api/sessions/enrol", json={"email": f"x{i}@example.com"},
+                         environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code for i in range(6)]
+    assert codes == [202] * 5 + [429]
+    other = client.post("/api/sessions/enrol", json={"email": "y@example.com"}, environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    assert other.status_code == 202
