@@ -35,6 +35,11 @@ class PayloadTooLarge(EchoError):
     code = "payload_too_large"
 
 
+class Forbidden(EchoError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(EchoError):
     status = 404
     code = "not_found"

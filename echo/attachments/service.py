@@ -85,6 +85,14 @@ def checked_content_type(declared: str, data: bytes) -> str:
     return content_type
 
 
+def content_disposition(kind: str, filename: str) -> str:
+    """`inline`/`attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266)."""
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
 def is_inline_image(content_type: str) -> bool:
     """Whether bytes of this (already checked) type may be shown inline rather than downloaded."""
     return content_type in INLINE_IMAGE_TYPES

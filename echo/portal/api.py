@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_cors import CORS
 from sqlalchemy import insert
 
+from echo.attachments.service import content_disposition
 from echo.attachments.storage import storage
 from echo.audit.models import SupportAuditLog
 from echo.errors import EchoError, error_response
@@ -200,12 +201,10 @@ def resolve(ticket_id):
 @limiter.limit("30/minute", key_func=_rate_key)
 @audited("attachment.read")
 def attachment(ticket_id, attachment_id):
-    from echo.console.views import _disposition
-
     row = service.attachment(_identity(), ticket_id, attachment_id)
     data = storage().get(row.s3_key)
     response = Response(data, mimetype=row.content_type)
-    response.headers["Content-Disposition"] = _disposition("attachment", row.filename)
+    response.headers["Content-Disposition"] = content_disposition("attachment", row.filename)
     response.headers["Content-Length"] = str(len(data))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"

@@ -15,7 +15,7 @@ from echo.actors import SYSTEM, Actor
 from echo.agents.models import Agent
 from echo.audit import service as audit
 from echo.db import utcnow
-from echo.errors import EchoError, InvalidPayload, NotFound
+from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
 from echo.extensions import db
 from echo.tickets.models import STATUSES, MessageId, Thread, Ticket
 
@@ -163,7 +163,12 @@ def add_note(ticket: Ticket, *, actor: Actor, body_text: str) -> Thread:
 
 
 def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
-    """Fold `source` into `into` (same customer): threads and message ids move, both numbers resolve."""
+    """Fold `source` into `into` (same customer): threads and message ids move, both numbers resolve.
+
+    Merges are hard to undo, so among agents only superadmins may merge.
+    """
+    if actor.kind == "agent" and actor.role != "superadmin":
+        raise Forbidden("Only a superadmin may merge tickets.")
     if source.id == into.id:
         raise CannotMerge("A ticket cannot be merged into itself.")
     if source.merged_into_id is not None or into.merged_into_id is not None:
