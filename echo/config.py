@@ -167,8 +167,8 @@ class _Reader:
             if production:
                 self.problems.append(f"{name} is required when ECHO_ENV=production")
             return dev_default
-        if production and (len(value) < 16 or value == dev_default):
-            self.problems.append(f"{name} must be a random value of at least 16 characters in production")
+        if production and (len(value) < 32 or value == dev_default):
+            self.problems.append(f"{name} must be a random value of at least 32 characters in production")
         return value
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:

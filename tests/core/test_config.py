@@ -63,7 +63,7 @@ def test_production_refuses_insecure_settings():
 def test_production_with_everything_set_starts():
     settings = Settings.from_env({
         "ECHO_ENV": "production", "ECHO_SECRET_KEY": "s" * 32, "SESSION_KEY": "k" * 32,
-        "POSTMARK_SERVER_TOKEN": "token", "ECHO_WEBHOOK_USER": "postmark", "ECHO_WEBHOOK_PASSWORD": "p" * 24,
+        "POSTMARK_SERVER_TOKEN": "token", "ECHO_WEBHOOK_USER": "postmark", "ECHO_WEBHOOK_PASSWORD": "p" * 32,
         "ECHO_SUPPORT_ADDRESS": "Support@Raxx.app", "DATABASE_URL": "postgres://u:p@h/d", "REDIS_URL": "redis://h:6379/0",
         "ECHO_STORAGE": "s3", "S3_BUCKET": "raxx-attachments", "ECHO_CORS_ORIGINS": "https://a.test, https://b.test/",
     })

@@ -23,7 +23,7 @@ def test_health_needs_no_token(client):
 
 @pytest.mark.parametrize("header", [
     None, "Bearer", "Bearer not-a-jwt", "Basic abc",
-    "Bearer " + token_for("alice@example.com", key="wrong-key-0123456789"),
+    "Bearer " + token_for("alice@example.com", key="wrong-key-0123456789-0123456789-0123456789"),
     "Bearer " + token_for("alice@example.com", ttl=-60),
     "Bearer " + token_for("alice@example.com").rsplit(".", 1)[0] + ".",
 ])
