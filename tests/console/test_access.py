@@ -16,7 +16,7 @@ from tests.mailbuilder import inbound_payload, post_inbound
 
 PRODUCTION = {
     "ECHO_ENV": "production", "ECHO_SECRET_KEY": "s" * 40, "SESSION_KEY": "k" * 40, "POSTMARK_SERVER_TOKEN": "t",
-    "ECHO_WEBHOOK_USER": "postmark-test", "ECHO_WEBHOOK_PASSWORD": "webhook-test-password",
+    "ECHO_WEBHOOK_USER": "postmark-test", "ECHO_WEBHOOK_PASSWORD": "w" * 40,
 }
 
 
