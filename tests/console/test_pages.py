@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from echo.attachments.models import Attachment
-from echo.tickets.models import Thread, Ticket
+from echo.tickets.models import Ticket
 from tests.factories import AgentFactory
 from tests.mailbuilder import attachment, inbound_payload, post_inbound
 

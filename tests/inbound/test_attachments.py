@@ -5,7 +5,6 @@ import hashlib
 import uuid
 
 import boto3
-import pytest
 from sqlalchemy import func, select
 
 from echo.attachments.models import Attachment

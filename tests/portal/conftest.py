@@ -6,7 +6,6 @@ import uuid
 import jwt
 import pytest
 
-from tests.conftest import base_env as _base_env  # noqa: F401  (fixture re-export for readability)
 
 SESSION_KEY = "test-session-key-0123456789abcdef"
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from echo.audit.models import SupportAuditLog
 from echo.tickets.models import Ticket
 from tests.mailbuilder import attachment, inbound_payload, post_inbound
-from tests.portal.conftest import SESSION_KEY, bearer, token_for
+from tests.portal.conftest import bearer, token_for
 
 UNAVAILABLE = {"error": "not_found", "message": "This ticket is no longer available."}
 

@@ -1,6 +1,5 @@
 """Privacy: property-based isolation between customers, erasure, retention, rate limits."""
 
-import uuid
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
