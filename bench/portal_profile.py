@@ -370,8 +370,11 @@ def cpu_split(before: dict, after: dict, seconds: float, db_name: str, roles: di
             role = roles[pid]
         elif cmd.startswith("postgres:") and db_name in cmd:
             role = "postgres (bench db)"
+        elif cmd.startswith("postgres:") and re.search(r"postgres: \S+: \S+ (\S+) ", cmd):
+            role = "postgres (other databases)"
+            others["postgres backend for " + re.search(r"postgres: \S+: \S+ (\S+) ", cmd).group(1)] += used
         elif cmd.startswith("postgres") or "/postgres " in cmd or cmd.startswith("/usr/lib/postgresql"):
-            role = "postgres (other dbs, background)"
+            role = "postgres (background: wal, checkpointer, autovacuum)"
         elif "redis-server" in cmd and "6379" in cmd:
             role = "redis"
         else:
@@ -380,3 +383,15 @@ def cpu_split(before: dict, after: dict, seconds: float, db_name: str, roles: di
         split[role] += used
     cores = {role: round(t / hz / seconds, 2) for role, t in split.most_common()}
     return {"cores": cores, "top_other": [(c, round(t / hz / seconds, 2)) for c, t in others.most_common(4)]}
+
+
+def busy_cores(seconds: float = 3.0, exclude: set[int] | None = None) -> tuple[float, list]:
+    """Cores the machine used over `seconds` (minus the `exclude` pids), and the busiest processes."""
+    hz = os.sysconf("SC_CLK_TCK")
+    before, b0 = cpu_ticks(), machine_ticks()
+    time.sleep(seconds)
+    after, b1 = cpu_ticks(), machine_ticks()
+    mine = sum(after[p][1] - before[p][1] for p in (exclude or set()) if p in after and p in before)
+    top = sorted(((after[p][1] - before.get(p, (None, after[p][1]))[1], after[p][0][:80]) for p in after
+                  if p not in (exclude or set())), reverse=True)[:3]
+    return (b1[0] - b0[0] - mine) / hz / seconds, [(c, round(t / hz / seconds, 2)) for t, c in top if t > 0]
