@@ -395,3 +395,11 @@ def busy_cores(seconds: float = 3.0, exclude: set[int] | None = None) -> tuple[f
     top = sorted(((after[p][1] - before.get(p, (None, after[p][1]))[1], after[p][0][:80]) for p in after
                   if p not in (exclude or set())), reverse=True)[:3]
     return (b1[0] - b0[0] - mine) / hz / seconds, [(c, round(t / hz / seconds, 2)) for t, c in top if t > 0]
+
+
+def cpu_speed() -> float:
+    """ms for a fixed pure-Python workload (best of 3): this VM's CPU speed changes from second to second
+    (host contention), so each measured slice records it."""
+    import timeit
+
+    return min(timeit.repeat("sum(i * i for i in range(20000))", number=1, repeat=3)) * 1000

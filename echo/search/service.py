@@ -13,7 +13,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, exists, func, literal_column, or_, select, union
+from sqlalchemy import Select, exists, func, literal_column, or_, select
 
 from sqlalchemy.dialects.postgresql import distinct_on
 
@@ -63,8 +63,8 @@ def _tsquery(query: str, config: str = "english"):
     return func.websearch_to_tsquery(_CONFIGS[config], query)
 
 
-def _matching_ticket_ids(query: str) -> Select:
-    """Ids of tickets whose subject, any message, or customer matches (a union of index scans)."""
+def _matching_ticket_ids(query: str) -> list[Select]:
+    """Per-source queries for ids of tickets whose subject, a message, the customer or the number matches."""
     words = _tsquery(query)
     fragment = f"%{_escape_like(query.strip().lower())}%"
     by_subject = select(Ticket.id.label("id")).where(Ticket.search_vector.op("@@")(words))
@@ -78,16 +78,33 @@ def _matching_ticket_ids(query: str) -> Select:
     parts = [by_subject, by_message, by_customer]
     if len(query.strip()) >= 3:
         parts.append(by_number)
-    return union(*parts)
+    return parts
+
+
+def _candidates(query: str) -> tuple[list[uuid.UUID], bool]:
+    """Matching ticket ids, at most CANDIDATE_CAP. Each source is limited on its own, so a very common
+    word stops at the cap instead of de-duplicating every matching message first."""
+    found: dict[uuid.UUID, None] = {}
+    capped = False
+    for part in _matching_ticket_ids(query):
+        rows = db.session.scalars(part.limit(CANDIDATE_CAP + 1)).all()
+        capped = capped or len(rows) > CANDIDATE_CAP
+        found.update(dict.fromkeys(rows))
+    capped = capped or len(found) > CANDIDATE_CAP
+    return list(found)[:CANDIDATE_CAP], capped
 
 
 def ticket_matches(ticket_id_column, query: str):
     """A per-ticket predicate for the same match, used when walking tickets in activity order."""
     words = _tsquery(query)
     fragment = f"%{_escape_like(query.strip().lower())}%"
+    by_number = [Ticket.number.ilike(fragment, escape="\\")] if len(query.strip()) >= 3 else []
     return or_(
+        *by_number,
         Ticket.search_vector.op("@@")(words),
-        exists().where(Thread.ticket_id == ticket_id_column, Thread.search_vector.op("@@")(words)),
+        # OFFSET 0 keeps this a per-ticket probe; otherwise the planner hashes every matching message first.
+        exists(select(Thread.id).where(Thread.ticket_id == ticket_id_column, Thread.search_vector.op("@@")(words))
+               .offset(0)),
         exists().where(Customer.id == Ticket.customer_id,
                        or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
                            Customer.email.ilike(fragment, escape="\\"))),
@@ -97,10 +114,7 @@ def ticket_matches(ticket_id_column, query: str):
 def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked: bool = False) -> SearchResult:
     """Apply a search to `base` (a filtered `select(Ticket)`), returning one page of ticket ids."""
     query = query.strip()[:MAX_QUERY]
-    candidates = db.session.scalars(
-        select(_matching_ticket_ids(query).subquery().c.id).limit(CANDIDATE_CAP + 1)
-    ).all()
-    capped = len(candidates) > CANDIDATE_CAP
+    candidates, capped = _candidates(query)
     offset = (page - 1) * per_page
     if not capped:
         filtered = base.where(Ticket.id.in_(candidates))

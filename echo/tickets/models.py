@@ -34,6 +34,9 @@ class Ticket(db.Model):
         CheckConstraint("customer_id IS NOT NULL OR source = 'snapshot'", name="customer_unless_internal"),
         Index("ix_tickets_customer_created", "customer_id", "created_at"),
         Index("ix_tickets_inbox", "quarantined", "updated_at"),
+        # The inbox pages and its per-status counts, without scanning merged or quarantined tickets.
+        Index("ix_tickets_inbox_status", "status", text("updated_at DESC"), text("seq DESC"),
+              postgresql_where=text("merged_into_id IS NULL AND quarantined IS false")),
         Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
         Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
         Index("ix_tickets_number_trgm", "number", postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops"}),
