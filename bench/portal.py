@@ -14,7 +14,10 @@ One run:
    redis://127.0.0.1:6379/13, flushed) and times `client.get(...)` around the Flask test client,
    in-process and single-threaded, for four endpoints (list page 1, list page 2, detail of a
    random own ticket, detail of a 30-message ticket), interleaved, rotating bearer JWTs over the
-   customers so that no 60/minute limit is reached; every non-200 is counted and reported.
+   customers so that no 60/minute limit is reached; every non-200 is counted and reported. It waits
+   for a quiet machine and measures in slices: a slice during which other work used the CPU is redone,
+   and every slice is bracketed by a host-speed calibration (this VM's speed drifts by up to ~1.8x), so
+   the report also gives the "full speed" subset.
 3. An instrumented pass splits the server time into database round trips, Redis round trips and
    Python (bench/portal_profile.py), EXPLAIN ANALYZEs the statements each endpoint issues, and
    (when a target is missed, or with --profile) runs cProfile.
