@@ -1,5 +1,7 @@
 """Security headers on every response: a strict CSP (no inline script), no framing, no sniffing."""
 
+import hashlib
+
 from flask import Flask, Response
 
 CSP = "; ".join([
@@ -25,3 +27,8 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
+
+
+def token_hash(raw: str) -> str:
+    """SHA-256 hex of a bearer secret (tokens, invitation links, session ids): only this is ever stored."""
+    return hashlib.sha256(raw.encode()).hexdigest()

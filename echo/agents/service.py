@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from echo.audit import service as audit
 from echo.db import utcnow
 from echo.errors import InvalidPayload
 from echo.extensions import db
+from echo.security import token_hash
 from echo.inbound.schemas import normalize_email
 
 
@@ -37,17 +37,13 @@ def ensure_agent(email: str, display_name: str, role: str) -> Agent:
 TOKEN_PREFIX = "echo_pat_"
 
 
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def create_token(email: str, name: str = "") -> tuple[AgentToken, str]:
     """Mint a personal access token for an active agent; the plain token is returned once, never stored."""
     agent = db.session.scalar(select(Agent).where(Agent.email == normalize_email(email), Agent.active))
     if agent is None:
         raise InvalidPayload(f"No active agent {email}.", code="unknown_agent", status=404)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = AgentToken(agent_id=agent.id, token_hash=hash_token(raw), name=name[:200])
+    token = AgentToken(agent_id=agent.id, token_hash=token_hash(raw), name=name[:200])
     db.session.add(token)
     db.session.flush()
     audit.record(SYSTEM, "agents.token_created", "agent", agent.id, token_id=str(token.id))
@@ -72,7 +68,7 @@ def agent_for_token(raw: str) -> Agent | None:
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     token = db.session.scalar(
-        select(AgentToken).where(AgentToken.token_hash == hash_token(raw), AgentToken.revoked_at.is_(None))
+        select(AgentToken).where(AgentToken.token_hash == token_hash(raw), AgentToken.revoked_at.is_(None))
     )
     if token is None or not token.agent.active:
         return None

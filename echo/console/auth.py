@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from datetime import timedelta
@@ -18,6 +17,7 @@ from echo.audit import service as audit
 from echo.db import utcnow
 from echo.errors import EchoError
 from echo.extensions import db
+from echo.security import token_hash
 
 SESSION_MAX_AGE = timedelta(hours=12)
 SESSION_IDLE = timedelta(hours=4)
@@ -34,15 +34,12 @@ class InvitationInvalid(EchoError):
     code = "invitation_invalid"
 
 
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
 
 def start_session(agent: Agent, method: str) -> None:
     """Sign the agent in: a random id in the signed cookie, its hash in agent_sessions."""
     raw = secrets.token_urlsafe(32)
     now = utcnow()
-    db.session.add(AgentSession(id=_hash(raw), agent_id=agent.id, method=method, last_seen_at=now,
+    db.session.add(AgentSession(id=token_hash(raw), agent_id=agent.id, method=method, last_seen_at=now,
                                 expires_at=now + SESSION_MAX_AGE))
     session.clear()
     session["sid"] = raw
@@ -53,7 +50,7 @@ def start_session(agent: Agent, method: str) -> None:
 def end_session() -> None:
     raw = session.pop("sid", None)
     if raw:
-        db.session.execute(update(AgentSession).where(AgentSession.id == _hash(raw)).values(revoked_at=utcnow()))
+        db.session.execute(update(AgentSession).where(AgentSession.id == token_hash(raw)).values(revoked_at=utcnow()))
     session.clear()
 
 
@@ -71,7 +68,7 @@ def _agent_from_session() -> Agent | None:
     raw = session.get("sid")
     if not raw:
         return None
-    record = db.session.get(AgentSession, _hash(raw))
+    record = db.session.get(AgentSession, token_hash(raw))
     now = utcnow()
     if (record is None or record.revoked_at is not None or record.expires_at <= now
             or now - record.last_seen_at > SESSION_IDLE or not record.agent.active):
@@ -96,13 +93,13 @@ def require_agent(roles: tuple[str, ...] = ("ops", "superadmin")) -> Actor:
 def create_invitation(agent: Agent) -> str:
     """A one-time enrolment token for `agent` (the plain token is returned once)."""
     raw = secrets.token_urlsafe(32)
-    db.session.add(AgentInvitation(agent_id=agent.id, token_hash=_hash(raw), expires_at=utcnow() + INVITATION_TTL))
+    db.session.add(AgentInvitation(agent_id=agent.id, token_hash=token_hash(raw), expires_at=utcnow() + INVITATION_TTL))
     audit.record(SYSTEM, "agents.invited", "agent", agent.id)
     return raw
 
 
 def find_invitation(raw: str) -> AgentInvitation:
-    invitation = db.session.scalar(select(AgentInvitation).where(AgentInvitation.token_hash == _hash(raw or "")))
+    invitation = db.session.scalar(select(AgentInvitation).where(AgentInvitation.token_hash == token_hash(raw or "")))
     if (invitation is None or invitation.used_at is not None or invitation.expires_at <= utcnow()
             or not invitation.agent.active):
         raise InvitationInvalid("This invitation link is no longer valid. Ask for a new one.")

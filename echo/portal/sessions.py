@@ -7,7 +7,6 @@ passkey. Sign-in: a passkey assertion against a challenge kept in Redis for five
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from datetime import timedelta
@@ -27,6 +26,7 @@ from echo.jobs import redis_connection
 from echo.mail.service import queue_email
 from echo.passkeys import service as passkeys
 from echo.passkeys.models import Passkey
+from echo.security import token_hash
 from echo.portal.auth import identify, start_session
 from echo.portal.models import CustomerEnrolment, CustomerSession
 
@@ -50,9 +50,6 @@ def relying_party() -> passkeys.RelyingParty:
     return passkeys.RelyingParty.for_url(settings.portal_url or request.host_url, settings.from_name or "Support")
 
 
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
 
 @bp.post("/enrol")
 @limiter.limit("5/minute", key_func=_ip_key)
@@ -64,7 +61,7 @@ def request_enrolment():
     ) if email else None
     if customer is not None:
         raw = secrets.token_urlsafe(32)
-        db.session.add(CustomerEnrolment(customer_id=customer.id, token_hash=_hash(raw),
+        db.session.add(CustomerEnrolment(customer_id=customer.id, token_hash=token_hash(raw),
                                          expires_at=utcnow() + ENROLMENT_TTL))
         portal = current_app.config["ECHO"].portal_url or request.host_url.rstrip("/")
         queue_email("portal_enrol", to_email=customer.email, context={"link": f"{portal}/enrol?token={raw}"})
@@ -73,7 +70,7 @@ def request_enrolment():
 
 
 def _enrolment(raw: str) -> CustomerEnrolment:
-    enrolment = db.session.scalar(select(CustomerEnrolment).where(CustomerEnrolment.token_hash == _hash(raw or "")))
+    enrolment = db.session.scalar(select(CustomerEnrolment).where(CustomerEnrolment.token_hash == token_hash(raw or "")))
     if enrolment is None or enrolment.used_at is not None or enrolment.expires_at <= utcnow():
         raise EnrolmentInvalid("This sign-up link is no longer valid. Ask for a new one.")
     return enrolment
