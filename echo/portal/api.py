@@ -83,19 +83,23 @@ def _after(response: Response) -> Response:
 
 
 def _write_audit(response: Response) -> None:
-    """Own short transaction: the audit row survives a refused or failed request."""
+    """The request's audit row, committed with the request's own work when it succeeded (a read's
+    `customer_read_at` stamp rides on this commit); after a refusal or failure, everything the request
+    did is rolled back first and the audit row alone is kept."""
     identity = getattr(request, "portal_identity", None)
     error = getattr(request, "portal_error_code", None)
     if error is None and response.status_code >= 400:
         body = response.get_json(silent=True) or {}
         error = str(body.get("error") or response.status_code)
-    with db.engine.begin() as conn:
-        conn.execute(insert(SupportAuditLog).values(
-            customer_id=identity.customer_id if identity else None, action=request.portal_action,
-            resource_id=str(getattr(request, "portal_resource", None) or "")[:64] or None, ip_prefix=ip_prefix(request.remote_addr),
-            session_id_hash=identity.session_hash if identity else None, success=response.status_code < 400,
-            error_code=error,
-        ))
+    if response.status_code >= 400:
+        db.session.rollback()
+    db.session.execute(insert(SupportAuditLog).values(
+        customer_id=identity.customer_id if identity else None, action=request.portal_action,
+        resource_id=str(getattr(request, "portal_resource", None) or "")[:64] or None,
+        ip_prefix=ip_prefix(request.remote_addr), session_id_hash=identity.session_hash if identity else None,
+        success=response.status_code < 400, error_code=error,
+    ))
+    db.session.commit()
 
 
 def ip_prefix(address: str | None) -> str | None:
@@ -155,9 +159,7 @@ def list_tickets():
 @audited("ticket.read")
 def get_ticket(ticket_id):
     ticket, threads = service.read_ticket(_identity(), ticket_id)
-    body = schemas.ticket_detail(ticket, threads)
-    db.session.commit()
-    return jsonify(body)
+    return jsonify(schemas.ticket_detail(ticket, threads))  # the read stamp commits with the audit row
 
 
 @bp.post("/tickets")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from echo.db import utcnow
 from echo.errors import EchoError
 from echo.extensions import db
 from echo.portal.models import CustomerSession
+from echo.security import token_hash
 
 TOKEN_TTL = timedelta(minutes=15)
 REFRESH_WHEN_UNDER = timedelta(minutes=5)
@@ -37,7 +37,7 @@ class PortalIdentity:
 
     @property
     def session_hash(self) -> str:
-        return hashlib.sha256(self.session_id.encode()).hexdigest()
+        return token_hash(self.session_id)
 
 
 def _key() -> str:
@@ -61,7 +61,7 @@ def start_session(customer: Customer) -> tuple[str, datetime]:
     """Open a session for a customer who proved a passkey; returns its first JWT."""
     session_id = secrets.token_urlsafe(24)
     now = utcnow()
-    record = CustomerSession(id=hashlib.sha256(session_id.encode()).hexdigest(), customer_id=customer.id,
+    record = CustomerSession(id=token_hash(session_id), customer_id=customer.id,
                              expires_at=now + SESSION_MAX)
     db.session.add(record)
     return mint_jwt(customer, session_id, now=now, session_expires=record.expires_at)
@@ -82,7 +82,7 @@ def identify() -> PortalIdentity:
     email, sid = claims.get("customer_email"), claims.get("sid")
     if not isinstance(email, str) or not isinstance(sid, str) or "@" not in email:
         raise Unauthenticated("Sign in to see your tickets.")
-    session_record = db.session.get(CustomerSession, hashlib.sha256(sid.encode()).hexdigest())
+    session_record = db.session.get(CustomerSession, token_hash(sid))
     if session_record is not None and (session_record.revoked_at is not None or session_record.expires_at <= utcnow()):
         raise Unauthenticated("Your session timed out. Sign in again to continue.", code="session_expired")
     customer_id = db.session.scalar(

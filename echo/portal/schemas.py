@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from echo.errors import InvalidPayload
-from echo.tickets.models import Thread, Ticket
+from echo.tickets.models import Ticket
 
 STATUS_FOR_CUSTOMER = {"open": "open", "pending": "waiting_for_you", "resolved": "resolved", "closed": "resolved"}
 MAX_BODY = 20_000
@@ -45,13 +45,14 @@ def _iso(value) -> str:
     return value.isoformat()
 
 
-def unread(ticket: Ticket) -> bool:
+def unread(ticket) -> bool:
     """Support has replied since the customer last looked."""
     replied = ticket.last_agent_reply_at
     return bool(replied and (ticket.customer_read_at is None or replied > ticket.customer_read_at))
 
 
-def ticket_summary(ticket: Ticket) -> dict:
+def ticket_summary(ticket) -> dict:
+    """A ticket (or a row of service.SUMMARY_COLUMNS) in the customer's list."""
     return {
         "id": str(ticket.id), "number": ticket.number, "subject": ticket.subject,
         "status": STATUS_FOR_CUSTOMER[ticket.status], "created_at": _iso(ticket.created_at),
@@ -59,18 +60,19 @@ def ticket_summary(ticket: Ticket) -> dict:
     }
 
 
-def thread_out(thread: Thread) -> dict:
+def thread_out(thread) -> dict:
+    """A row of service.visible_threads: the message body and its attachments, nothing internal."""
     return {
         "id": str(thread.id),
         "from": "customer" if thread.direction == "inbound" else "support",
-        "body": thread.stripped_text or thread.body_text,
+        "body": thread.body,
         "sent_at": _iso(thread.created_at),
-        "attachments": [{"id": str(a.id), "filename": a.filename, "size_bytes": a.size_bytes}
-                        for a in thread.attachments if a.erased_at is None],
+        "attachments": [{"id": a["id"], "filename": a["filename"], "size_bytes": a["size_bytes"]}
+                        for a in thread.attachments],
     }
 
 
-def ticket_detail(ticket: Ticket, threads: list[Thread]) -> dict:
+def ticket_detail(ticket, threads: list) -> dict:
     return {
         "id": str(ticket.id), "number": ticket.number, "subject": ticket.subject,
         "status": STATUS_FOR_CUSTOMER[ticket.status], "created_at": _iso(ticket.created_at),

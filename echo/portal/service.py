@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from echo.actors import Actor
 from echo.attachments.models import Attachment
@@ -36,8 +37,13 @@ class TicketUnavailable(EchoError):
 
 @dataclass(frozen=True)
 class Page:
-    tickets: list[Ticket]
+    tickets: list  # rows with the SUMMARY_COLUMNS
     total: int
+
+
+# What the portal's list and detail read of a ticket: the allow-list schemas use nothing else.
+SUMMARY_COLUMNS = (Ticket.id, Ticket.number, Ticket.subject, Ticket.status, Ticket.created_at, Ticket.updated_at,
+                   Ticket.last_agent_reply_at, Ticket.customer_read_at)
 
 
 def owned_ticket(identity: PortalIdentity, ticket_id: str) -> Ticket:
@@ -56,30 +62,62 @@ def owned_ticket(identity: PortalIdentity, ticket_id: str) -> Ticket:
 
 
 def list_tickets(identity: PortalIdentity, page: int, per_page: int) -> Page:
+    """One page of the customer's tickets, newest activity first, with the total from the same statement."""
     if identity.customer_id is None:
         return Page([], 0)
-    query = select(Ticket).where(Ticket.customer_id == identity.customer_id, Ticket.merged_into_id.is_(None),
-                                 Ticket.quarantined.is_(False))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(
-        query.order_by(Ticket.updated_at.desc(), Ticket.seq.desc()).limit(per_page).offset((page - 1) * per_page)
+    mine = (Ticket.customer_id == identity.customer_id, Ticket.merged_into_id.is_(None), Ticket.quarantined.is_(False))
+    rows = db.session.execute(
+        select(*SUMMARY_COLUMNS, func.count().over().label("total")).where(*mine)
+        .order_by(Ticket.updated_at.desc(), Ticket.seq.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()
-    return Page(list(rows), total)
+    if rows:
+        return Page(rows, rows[0].total)
+    # Past the last page: the window had nothing to count over.
+    total = db.session.scalar(select(func.count()).select_from(Ticket).where(*mine)) if page > 1 else 0
+    return Page([], total)
 
 
-def visible_threads(ticket: Ticket) -> list[Thread]:
-    """Customer mail and our replies, oldest first; internal notes never leave this function."""
-    return list(db.session.scalars(
-        select(Thread).where(Thread.ticket_id == ticket.id, Thread.direction != "internal",
-                             Thread.quarantined.is_(False))
+# A message's attachments as the portal may show them (never erased ones, never storage keys).
+_VISIBLE_ATTACHMENTS = (
+    select(func.coalesce(func.json_agg(aggregate_order_by(
+        func.json_build_object("id", Attachment.id, "filename", Attachment.filename,
+                               "size_bytes", Attachment.size_bytes), Attachment.filename)),
+        text("'[]'::json")))
+    .where(Attachment.thread_id == Thread.id, Attachment.erased_at.is_(None))
+    .scalar_subquery()
+)
+
+
+def visible_threads(ticket_id: uuid.UUID) -> list:
+    """Customer mail and our replies, oldest first, as rows of exactly what the portal shows;
+    internal notes and quarantined mail never leave this function."""
+    return db.session.execute(
+        select(Thread.id, Thread.direction, func.coalesce(func.nullif(Thread.stripped_text, ""), Thread.body_text)
+               .label("body"), Thread.created_at, _VISIBLE_ATTACHMENTS.label("attachments"))
+        .where(Thread.ticket_id == ticket_id, Thread.direction != "internal", Thread.quarantined.is_(False))
         .order_by(Thread.created_at, Thread.id)
-    ))
+    ).all()
 
 
-def read_ticket(identity: PortalIdentity, ticket_id: str) -> tuple[Ticket, list[Thread]]:
-    ticket = owned_ticket(identity, ticket_id)
-    ticket.customer_read_at = utcnow()
-    return ticket, visible_threads(ticket)
+def read_ticket(identity: PortalIdentity, ticket_id: str) -> tuple:
+    """The ticket and its visible messages, stamped as read by the customer.
+
+    The usual case (their own, unmerged ticket) is one UPDATE ... RETURNING; anything else goes
+    through owned_ticket, which follows merges and tells a missing ticket from someone else's."""
+    try:
+        key = uuid.UUID(ticket_id)
+    except (ValueError, TypeError, AttributeError):
+        raise TicketUnavailable() from None
+    stamp = (update(Ticket).values(customer_read_at=utcnow()).returning(*SUMMARY_COLUMNS)
+             .execution_options(synchronize_session=False))
+    row = None
+    if identity.customer_id is not None:
+        row = db.session.execute(stamp.where(Ticket.id == key, Ticket.customer_id == identity.customer_id,
+                                             Ticket.merged_into_id.is_(None))).first()
+    if row is None:
+        ticket = owned_ticket(identity, ticket_id)
+        row = db.session.execute(stamp.where(Ticket.id == ticket.id)).first()
+    return row, visible_threads(row.id)
 
 
 def _customer(identity: PortalIdentity) -> Customer:
