@@ -126,12 +126,26 @@ class Case:
 
 MATCHES_CTE = """
 WITH m AS (
-    SELECT id FROM tickets WHERE search_vector @@ websearch_to_tsquery('english'::regconfig, %(q)s)
-    UNION SELECT ticket_id FROM threads WHERE search_vector @@ websearch_to_tsquery('english'::regconfig, %(q)s)
+    SELECT id FROM tickets WHERE search_document @@ websearch_to_tsquery('english'::regconfig, %(q)s)
     UNION SELECT t.id FROM tickets t JOIN customers c ON c.id = t.customer_id
           WHERE c.search_vector @@ websearch_to_tsquery('simple'::regconfig, %(q)s) OR c.email ILIKE %(frag)s
     UNION SELECT id FROM tickets WHERE %(numbers)s AND number ILIKE %(frag)s
 )
+"""
+# The reference trusts tickets.search_document for the words; DOCUMENTS_SQL checks, on a sample and
+# on every planted ticket, that each document holds exactly the lexemes of its subject and messages.
+DOCUMENTS_SQL = """
+SELECT count(*) FILTER (WHERE NOT ok), count(*) FROM (
+  SELECT t.id,
+         (SELECT array_agg(DISTINCT l ORDER BY l) FROM unnest(tsvector_to_array(t.search_document)) l WHERE l <> ' ')
+         IS NOT DISTINCT FROM
+         (SELECT array_agg(DISTINCT l ORDER BY l) FROM (
+             SELECT unnest(tsvector_to_array(to_tsvector('english'::regconfig, t.subject)))
+             UNION ALL SELECT unnest(tsvector_to_array(th.search_vector)) FROM threads th WHERE th.ticket_id = t.id) x(l)
+         ) AS ok
+    FROM tickets t
+   WHERE t.seq = ANY(%(seqs)s) OR t.id IN (SELECT id FROM tickets ORDER BY random() LIMIT 3000)
+) s
 """
 EXACT_SQL = MATCHES_CTE + """
 SELECT t.id, t.updated_at, t.seq, count(*) OVER () AS total
@@ -152,7 +166,7 @@ def match_params(query: str) -> dict:
 
 
 def exact_reference(conn, query: str) -> tuple[int, list]:
-    """Echo's match semantics without the candidate cap: (total, first page ids). Mirrors echo/search/service.py."""
+    """Echo's match semantics, every match counted: (total, first page ids). Mirrors echo/search/service.py."""
     rows = conn.execute(EXACT_SQL, match_params(query)).fetchall()
     return (rows[0][3] if rows else 0), [r[0] for r in rows]
 
@@ -460,157 +474,6 @@ def http_check(app, query: str, rounds: int = 5) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# Prototypes of the fixes (bench/search_prototype.py), timed through the same list_tickets path
-# ----------------------------------------------------------------------------------------------
-
-def _time_sql(conn, statements: list[str], repeat: int, warmup: int = 2) -> dict:
-    ms = []
-    for i in range(warmup + repeat):
-        t0 = time.perf_counter()
-        for sql in statements:
-            conn.execute(sql).fetchall()
-        if i >= warmup:
-            ms.append((time.perf_counter() - t0) * 1000)
-    return summary(ms)
-
-
-def run_prototypes(app, dsn: str, cases: list[Case], repeat: int, warmup: int, budget_s: float) -> dict:
-    import psycopg
-
-    import echo.tickets.queries as queries
-    import search_prototype as proto
-    from echo.tickets.queries import TicketFilters, list_tickets
-
-    def items(tag):
-        out = []
-        for c in cases:
-            out.append((f"{tag}:{c.key}", lambda c=c: list_tickets(TicketFilters(q=c.query, per_page=25))))
-            out.append((f"{tag}-ranked:{c.key}",
-                        lambda c=c: list_tickets(TicketFilters(q=c.query, per_page=25, ranked=True))))
-        return out
-
-    def collect(tag, times, last, references):
-        rows = {}
-        for c in cases:
-            ids, total, capped = last[f"{tag}:{c.key}"]
-            ref_total, ref_top = references[c.key]
-            rows[c.key] = {**{k: v for k, v in summary(times[f"{tag}:{c.key}"]).items() if k in ("p50", "p95")},
-                           "ranked_p95": summary(times[f"{tag}-ranked:{c.key}"])["p95"],
-                           "total": total, "capped": capped, "reference_total": ref_total,
-                           "page1_ok": [i for i, _u, _s in ids] == ref_top}
-        return rows
-
-    result: dict = {}
-    original = queries.search_tickets
-
-    def patched(fn, call):
-        def run():
-            queries.search_tickets = fn
-            try:
-                return call()
-            finally:
-                queries.search_tickets = original
-        return run
-
-    try:
-        log("prototype B: building a per-ticket search document (tickets.proto_doc + GIN)")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            t0 = time.perf_counter()
-            for stmt in proto.DOC_BUILD:
-                conn.execute(stmt)
-            result["B_build_s"] = time.perf_counter() - t0
-            result["B_doc_mb"] = round(conn.execute(
-                "SELECT (sum(pg_column_size(proto_doc)) / 1048576.0)::int FROM tickets").fetchone()[0])
-            result["B_index_mb"] = round(conn.execute(
-                "SELECT pg_relation_size('proto_ix_tickets_doc') / 1048576.0").fetchone()[0])
-            references = {}
-            for c in cases:
-                rows = conn.execute(proto.DOC_REFERENCE, match_params(c.query)).fetchall()
-                references[c.key] = ((rows[0][1] if rows else 0), [r[0] for r in rows])
-            # The write side: append one message's vector to its ticket's document (rolled back).
-            sample = conn.execute("SELECT t.id, th.stripped_text FROM threads th TABLESAMPLE SYSTEM (1) "
-                                  "JOIN tickets t ON t.id = th.ticket_id LIMIT 300").fetchall()
-            writes = {}
-            for name, sql in (("plain", proto.PLAIN_WRITE), ("doc", proto.DOC_WRITE)):
-                ms = []
-                with conn.transaction(force_rollback=True):
-                    for ticket_id, text in sample:
-                        t0 = time.perf_counter()
-                        conn.execute(sql, {"id": ticket_id, "text": text})
-                        ms.append((time.perf_counter() - t0) * 1000)
-                writes[name] = summary(ms)
-            result["B_write"] = writes
-        # Echo, A and B in the same interleaved rounds, so they share the machine's conditions.
-        items = []
-        for c in cases:
-            for tag, fn in (("E", original), ("A", proto.search_tickets_a), ("B", proto.search_tickets_b)):
-                items.append((f"{tag}:{c.key}", patched(fn, lambda c=c: list_tickets(TicketFilters(q=c.query, per_page=25)))))
-                items.append((f"{tag}-ranked:{c.key}", patched(
-                    fn, lambda c=c: list_tickets(TicketFilters(q=c.query, per_page=25, ranked=True)))))
-        with app.app_context():
-            times, last = run_rounds(items, repeat, warmup, budget_s, "Echo/A/B ")
-        exact = {c.key: (c.exact_total, c.exact_top) for c in cases}
-        result["E"] = collect("E", times, last, exact)
-        result["A"] = collect("A", times, last, exact)
-        result["B"] = collect("B", times, last, references)
-    finally:
-        queries.search_tickets = original
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for stmt in proto.DOC_DROP:
-                conn.execute(stmt)
-
-    log("prototype: inbox counts and a partial index for live tickets")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        inbox = {"without index": {name: _time_sql(conn, sql, repeat) for name, sql in proto.INBOX_QUERIES.items()}}
-        t0 = time.perf_counter()
-        conn.execute(proto.INBOX_INDEX)
-        conn.execute("ANALYZE tickets")
-        inbox["index_build_s"] = time.perf_counter() - t0
-        try:
-            inbox["with index"] = {name: _time_sql(conn, sql, repeat) for name, sql in proto.INBOX_QUERIES.items()}
-        finally:
-            conn.execute(proto.INBOX_INDEX_DROP)
-    result["inbox"] = inbox
-    return result
-
-
-def prototype_report(cases: list[Case], table: list[dict], proto: dict) -> list[str]:
-    lines = ["", "Prototypes of the fixes (bench/search_prototype.py, NOT Echo code), through the same list_tickets path,",
-             "Echo / A / B interleaved in the same rounds (the tickets table then also carries B's document column):"]
-    head = (f"{'class':16s} {'query':24s} {'Echo p50/p95':>15s} {'A p50/p95':>13s} {'A rk95':>7s} {'A ok':>5s} "
-            f"{'B p50/p95':>13s} {'B rk95':>7s} {'B ok':>5s} {'B total':>9s}")
-    lines += [head, "-" * len(head)]
-    for c in cases:
-        e, a, b = proto["E"][c.key], proto["A"][c.key], proto["B"][c.key]
-        b_total = f"~{b['total']}" if b["capped"] else str(b["total"])
-        lines.append(
-            f"{c.key:16s} {c.query[:24]:24s} {fmt_ms(e['p50']):>7s}/{fmt_ms(e['p95']):>7s} "
-            f"{fmt_ms(a['p50']):>6s}/{fmt_ms(a['p95']):>6s} {fmt_ms(a['ranked_p95']):>7s} {'yes' if a['page1_ok'] else 'NO':>5s} "
-            f"{fmt_ms(b['p50']):>6s}/{fmt_ms(b['p95']):>6s} {fmt_ms(b['ranked_p95']):>7s} {'yes' if b['page1_ok'] else 'NO':>5s} "
-            f"{b_total:>9s}")
-    lines.append("  ok = page 1 equals the exact newest-25 reference (A: Echo's semantics; B: ticket-level matching,"
-                 " reference totals " + ", ".join(f"{c.key} {proto['B'][c.key]['reference_total']}" for c in cases) + ")")
-    w = proto["B_write"]
-    lines.append(f"  B: building the document took {proto['B_build_s']:.0f} s (documents {proto['B_doc_mb']} MB, GIN "
-                 f"{proto['B_index_mb']} MB); per new message the ticket UPDATE costs {fmt_ms(w['doc']['p50'])} ms p50 / "
-                 f"{fmt_ms(w['doc']['p95'])} ms p95 with the document vs {fmt_ms(w['plain']['p50'])} / "
-                 f"{fmt_ms(w['plain']['p95'])} ms for updated_at alone")
-    for tag in ("A", "B"):
-        slow = [k for k in TARGET_CLASSES if k in proto[tag] and proto[tag][k]["p95"] >= TARGET_P95_MS]
-        lines.append(f"  {tag}: p95 < {TARGET_P95_MS:.0f} ms for {', '.join(k for k in TARGET_CLASSES if k in proto[tag])}: "
-                     f"{'met' if not slow else 'not met (' + ', '.join(slow) + ')'}")
-    inbox = proto["inbox"]
-    lines.append("")
-    lines.append(f"Inbox SQL (psycopg, no ORM), without / with a partial index on (status, updated_at DESC, seq DESC) "
-                 f"WHERE live (built in {inbox['index_build_s']:.1f} s):")
-    for name in inbox["without index"]:
-        a, b = inbox["without index"][name], inbox["with index"][name]
-        lines.append(f"  {name:34s} p50 {fmt_ms(a['p50']):>6s} / p95 {fmt_ms(a['p95']):>6s} ms   ->   "
-                     f"p50 {fmt_ms(b['p50']):>6s} / p95 {fmt_ms(b['p95']):>6s} ms")
-    return lines
-
-
-# ----------------------------------------------------------------------------------------------
 # Correctness
 # ----------------------------------------------------------------------------------------------
 
@@ -636,6 +499,11 @@ def checks(conn, cases: list[Case], echo: dict, stats: dict) -> list[dict]:
                         (sorted(planted),)).fetchone()[0]
     add("rare word: total = tickets it was planted in", total == live,
         f"Echo total {total}, planted in {live} live tickets")
+
+    seqs = sorted({seq for seqs in stats["planted_tickets"].values() for seq in seqs})
+    wrong, sampled = conn.execute(DOCUMENTS_SQL, {"seqs": seqs}).fetchone()
+    add("search documents hold exactly their subject's and messages' words", sampled and not wrong,
+        f"{sampled - wrong}/{sampled} sampled tickets (every planted one included)")
 
     for case in cases:
         ids, total, capped = echo["last"][f"search:{case.key}"]
@@ -735,11 +603,7 @@ def report(result: dict) -> str:
 
 def render_saved(result: dict) -> str:
     """The text report of a result dict (fresh, or loaded from --save-json / --json output)."""
-    text = report(result)
-    if result.get("prototype"):
-        cases = [Case(r["class"], r["query"], []) for r in result["table"]]
-        text += "\n" + "\n".join(prototype_report(cases, result["table"], result["prototype"]))
-    return text
+    return report(result)
 
 
 def main() -> int:
@@ -758,8 +622,6 @@ def main() -> int:
     parser.add_argument("--no-http", action="store_true", help="skip the test-client HTTP request")
     parser.add_argument("--explain", action="store_true",
                         help="print EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of each item")
-    parser.add_argument("--prototype", action="store_true",
-                        help="also time the proposed fixes (bench/search_prototype.py) on the same data")
     parser.add_argument("--budget", type=float, default=25.0,
                         help="seconds of timed runs per Echo item before it leaves the rounds (min 10 runs)")
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
@@ -796,12 +658,13 @@ def main() -> int:
         result["seed"] = {k: v for k, v in stats.items() if k not in ("customer_emails", "planted_tickets")}
 
         from echo import create_app
-        from echo.search.service import CANDIDATE_CAP
         from echo.tickets.models import format_number
 
         with psycopg.connect(database.dsn, autocommit=True) as conn:
             log("choosing the queries from the data")
-            cases = choose_cases(conn, stats, CANDIDATE_CAP)
+            # Echo walks the newest tickets when more than ~sqrt(125 x tickets) match
+            # (echo.search.service.walk_threshold); below that it fetches and counts every match.
+            cases = choose_cases(conn, stats, int(max(500.0, (125.0 * args.tickets) ** 0.5)))
             for c in cases:
                 log(f"  {c.key:16s} {c.query!r:28s} exact matches {c.exact_total}  ({c.note})")
             sample_seq = int(args.tickets * 0.61) + 1
@@ -877,8 +740,6 @@ def main() -> int:
         result["breakdown_shown"] = shown
         result["plans"] = echo["plans"]
         result["database"] = database.name if args.keep else None
-        if args.prototype:
-            result["prototype"] = run_prototypes(app, database.dsn, cases, args.repeat, args.warmup, args.budget)
         if args.save_json:
             args.save_json.write_text(json.dumps(result, indent=2, default=str))
         if args.json:

@@ -1,30 +1,39 @@
 """Search tickets by words in their subject, messages and customer, newest activity first or ranked.
 
-Matching uses stored tsvectors with GIN indexes (`websearch_to_tsquery`, English stemming for
-text, the 'simple' configuration for customer names and addresses) and pg_trgm for fragments
-of email addresses and ticket numbers. The match set is gathered from the indexes with a cap:
-below it, the exact set is sorted; at the cap (a very common word), the newest tickets are
-walked in index order and checked one by one, which finds a page of hits almost at once.
+Every ticket carries one search document (`tickets.search_document`: the subject, weight A, then
+every message's stored tsvector, kept by database triggers) under a GIN index, so a ticket
+matches when all the words of the query appear anywhere in it (`websearch_to_tsquery`, English
+stemming; quoted phrases within one message). Customers match by name or address (the 'simple'
+configuration, and pg_trgm for fragments of an address), tickets by fragments of their number.
+
+How the page is found depends on how many tickets match, which PostgreSQL's statistics estimate
+(ANALYZE keeps per-word frequencies of tsvector columns): a rare or mid-frequency query fetches
+every match through the indexes at once and sorts it, with an exact total; a very common one
+walks the newest tickets in index order and keeps the matches, which fills a page within a few
+hundred rows, and reports the estimate as an approximate total.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, exists, func, literal_column, or_, select
-
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import Select, Uuid, any_, bindparam, func, literal, literal_column, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 
 from echo.customers.models import Customer
 from echo.extensions import db
 from echo.tickets.models import Thread, Ticket
 
-CANDIDATE_CAP = 2000
 MAX_QUERY = 200
+CUSTOMER_LIMIT = 1000  # more matching customers than this: check the customer ticket by ticket instead
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HEADLINE = "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter= … "
 
 
 @dataclass(frozen=True)
@@ -63,113 +72,97 @@ def _tsquery(query: str, config: str = "english"):
     return func.websearch_to_tsquery(_CONFIGS[config], query)
 
 
-def _matching_ticket_ids(query: str) -> list[Select]:
-    """Per-source queries for ids of tickets whose subject, a message, the customer or the number matches."""
-    words = _tsquery(query)
-    fragment = f"%{_escape_like(query.strip().lower())}%"
-    by_subject = select(Ticket.id.label("id")).where(Ticket.search_vector.op("@@")(words))
-    by_message = select(Thread.ticket_id.label("id")).where(Thread.search_vector.op("@@")(words))
-    by_customer = (
-        select(Ticket.id.label("id")).join(Customer, Customer.id == Ticket.customer_id)
-        .where(or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
-                   Customer.email.ilike(fragment, escape="\\")))
-    )
-    by_number = select(Ticket.id.label("id")).where(Ticket.number.ilike(fragment, escape="\\"))
-    parts = [by_subject, by_message, by_customer]
-    if len(query.strip()) >= 3:
-        parts.append(by_number)
-    return parts
-
-
-def _candidates(query: str) -> tuple[list[uuid.UUID], bool]:
-    """Matching ticket ids, at most CANDIDATE_CAP. Each source is limited on its own, so a very common
-    word stops at the cap instead of de-duplicating every matching message first."""
-    found: dict[uuid.UUID, None] = {}
-    capped = False
-    for part in _matching_ticket_ids(query):
-        rows = db.session.scalars(part.limit(CANDIDATE_CAP + 1)).all()
-        capped = capped or len(rows) > CANDIDATE_CAP
-        found.update(dict.fromkeys(rows))
-    capped = capped or len(found) > CANDIDATE_CAP
-    return list(found)[:CANDIDATE_CAP], capped
-
-
-def ticket_matches(ticket_id_column, query: str):
-    """A per-ticket predicate for the same match, used when walking tickets in activity order."""
-    words = _tsquery(query)
-    fragment = f"%{_escape_like(query.strip().lower())}%"
-    by_number = [Ticket.number.ilike(fragment, escape="\\")] if len(query.strip()) >= 3 else []
-    return or_(
-        *by_number,
-        Ticket.search_vector.op("@@")(words),
-        # OFFSET 0 keeps this a per-ticket probe; otherwise the planner hashes every matching message first.
-        exists(select(Thread.id).where(Thread.ticket_id == ticket_id_column, Thread.search_vector.op("@@")(words))
-               .offset(0)),
-        exists().where(Customer.id == Ticket.customer_id,
-                       or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
-                           Customer.email.ilike(fragment, escape="\\"))),
-    )
-
-
 def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked: bool = False) -> SearchResult:
     """Apply a search to `base` (a filtered `select(Ticket)`), returning one page of ticket ids."""
     query = query.strip()[:MAX_QUERY]
-    candidates, capped = _candidates(query)
+    words, fragment = _tsquery(query), f"%{_escape_like(query.lower())}%"
+    # Statements below depend on the words: plan each with them, never a generic cached plan.
+    db.session.execute(select(func.set_config("plan_cache_mode", "force_custom_plan", True)))
+    customer_match = or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
+                         Customer.email.ilike(fragment, escape="\\"))
+    customer_ids = db.session.scalars(select(Customer.id).where(customer_match).limit(CUSTOMER_LIMIT + 1)).all()
+    conditions = [Ticket.search_document.op("@@")(words)]
+    many_customers = len(customer_ids) > CUSTOMER_LIMIT
+    if many_customers:
+        conditions.append(select(literal(1)).where(Customer.id == Ticket.customer_id, customer_match).offset(0).exists())
+    elif customer_ids:
+        conditions.append(Ticket.customer_id == any_(bindparam("customer_ids", customer_ids, type_=ARRAY(Uuid))))
+    if len(query) >= 3:
+        conditions.append(Ticket.number.ilike(fragment, escape="\\"))
+    matching = base.where(or_(*conditions))
     offset = (page - 1) * per_page
-    if not capped:
-        filtered = base.where(Ticket.id.in_(candidates))
-        total = db.session.scalar(select(func.count()).select_from(filtered.subquery()))
-        if ranked:
-            order = _rank(query).desc(), Ticket.updated_at.desc()
-        else:
-            order = Ticket.updated_at.desc(), Ticket.seq.desc()
-        rows = db.session.scalars(filtered.with_only_columns(Ticket.id).order_by(*order)
-                                  .limit(per_page).offset(offset)).all()
+    estimate = estimated_matches(query)
+    if many_customers or estimate > walk_threshold():
+        # Many matches: the newest tickets in index order, checked one by one, fill a page at once.
+        ticket_ids = list(db.session.scalars(
+            matching.with_only_columns(Ticket.id).order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
+            .limit(per_page).offset(offset)))
+        result = SearchResult(ticket_ids, max(int(estimate), len(ticket_ids) + offset), capped=True)
     else:
-        # A very common word: walk the newest tickets through the activity index and keep the matches.
-        rows = db.session.scalars(
-            base.where(ticket_matches(Ticket.id, query)).with_only_columns(Ticket.id)
-            .order_by(Ticket.updated_at.desc(), Ticket.seq.desc()).limit(per_page).offset(offset)
-        ).all()
-        total = CANDIDATE_CAP
-    result = SearchResult(list(rows), total, capped)
+        # Every match through the indexes (a BitmapOr), fenced off so the planner cannot walk the
+        # activity index instead, sorted there, the total from the same statement.
+        columns = [Ticket.id, Ticket.updated_at, Ticket.seq]
+        if ranked:
+            columns.append(func.ts_rank_cd(Ticket.search_document, words).label("rank"))
+        found = matching.with_only_columns(*columns).cte("matches").prefix_with("MATERIALIZED")
+        order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if ranked
+                 else (found.c.updated_at.desc(), found.c.seq.desc()))
+        rows = db.session.execute(select(found.c.id, func.count().over())
+                                  .order_by(*order).limit(per_page).offset(offset)).all()
+        total = rows[0][1] if rows else (db.session.scalar(select(func.count()).select_from(found)) if page > 1 else 0)
+        result = SearchResult([r[0] for r in rows], total, capped=False)
     result.snippets = snippets(result.ticket_ids, query)
     return result
 
 
-def _rank(query: str):
-    words = _tsquery(query)
-    best_message = (
-        select(func.max(func.ts_rank_cd(Thread.search_vector, words)))
-        .where(Thread.ticket_id == Ticket.id).scalar_subquery()
-    )
-    return func.ts_rank_cd(Ticket.search_vector, words) * 2 + func.coalesce(best_message, 0)
+_ESTIMATE = text("EXPLAIN (FORMAT JSON) SELECT 1 FROM tickets "
+                 "WHERE search_document @@ websearch_to_tsquery('english'::regconfig, :q)")
+
+
+def estimated_matches(query: str) -> float:
+    """How many tickets' documents PostgreSQL expects to match: its estimate from the column's
+    word statistics, planned with this very query (EXPLAIN plans afresh with the parameter)."""
+    plan = db.session.scalar(_ESTIMATE, {"q": query})
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+_THRESHOLD: list = []
+
+
+def walk_threshold() -> float:
+    """Walk the newest tickets when more than ~sqrt(125 x tickets) match (5 000 of 200 000).
+
+    A walk reads about page / share rows, fetching every match about share x tickets rows, each
+    ~5x cheaper: the two cost the same near sqrt(25 x 5 x tickets). The table's size is asked
+    for every five minutes."""
+    if _THRESHOLD and time.monotonic() - _THRESHOLD[0] < 300:
+        return _THRESHOLD[1]
+    rows = db.session.scalar(text("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass"))
+    _THRESHOLD[:] = [time.monotonic(), max(500.0, math.sqrt(125.0 * float(rows or 0)))]
+    return _THRESHOLD[1]
 
 
 def snippets(ticket_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, str]:
-    """A highlighted excerpt of the best matching message of each ticket on the page (HTML-escaped)."""
+    """A highlighted excerpt of the best matching message of each ticket on the page (HTML-escaped).
+
+    The page's messages are fetched first, then ranked: a ticket that matches across several
+    messages shows the one with most of the words."""
     if not ticket_ids:
         return {}
     words = _tsquery(query)
-    best = (
-        select(Thread.ticket_id, Thread.stripped_text)
-        .where(Thread.ticket_id.in_(ticket_ids), Thread.search_vector.op("@@")(words))
-        .order_by(Thread.ticket_id, func.ts_rank_cd(Thread.search_vector, words).desc())
-        .ext(distinct_on(Thread.ticket_id))
-        .subquery()
-    )
-    rows = db.session.execute(
-        select(best.c.ticket_id, func.ts_headline(
-            _CONFIGS["english"],
-            func.replace(func.replace(func.replace(func.left(best.c.stripped_text, 5000), "&", "&amp;"),
-                                      "<", "&lt;"), ">", "&gt;"),
-            words,
-            "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter= … ",
-        ))
-    )
+    page_threads = (select(Thread.ticket_id, Thread.stripped_text, Thread.search_vector)
+                    .where(Thread.ticket_id.in_(ticket_ids))
+                    .cte("page_threads").prefix_with("MATERIALIZED"))
+    rank = func.ts_rank(page_threads.c.search_vector, words)
+    best = (select(page_threads.c.ticket_id, page_threads.c.stripped_text)
+            .where(rank > 0).order_by(page_threads.c.ticket_id, rank.desc())
+            .ext(distinct_on(page_threads.c.ticket_id)).subquery())
+    escaped = func.replace(func.replace(func.replace(func.left(best.c.stripped_text, 5000), "&", "&amp;"),
+                                        "<", "&lt;"), ">", "&gt;")
+    rows = db.session.execute(select(best.c.ticket_id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE)))
     return {ticket_id: headline for ticket_id, headline in rows}
 
 
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-

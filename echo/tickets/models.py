@@ -39,6 +39,7 @@ class Ticket(db.Model):
               postgresql_where=text("merged_into_id IS NULL AND quarantined IS false")),
         Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
         Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
+        Index("ix_tickets_search_document", "search_document", postgresql_using="gin"),
         Index("ix_tickets_number_trgm", "number", postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops"}),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
     )
@@ -78,6 +79,8 @@ class Ticket(db.Model):
         TSVECTOR, Computed("setweight(to_tsvector('english'::regconfig, subject), 'A')", persisted=True),
         deferred=True,
     )
+    # Subject + every message, kept by database triggers (migration "ticket search document"): what search matches.
+    search_document = mapped_column(TSVECTOR, nullable=False, server_default=text("''::tsvector"), deferred=True)
 
     threads: Mapped[list["Thread"]] = relationship(
         back_populates="ticket", order_by="Thread.created_at", foreign_keys="Thread.ticket_id"
