@@ -146,21 +146,22 @@ def walk_threshold() -> float:
 def snippets(ticket_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, str]:
     """A highlighted excerpt of the best matching message of each ticket on the page (HTML-escaped).
 
-    The page's messages are fetched first, then ranked: a ticket that matches across several
-    messages shows the one with most of the words."""
+    The page's messages are ranked on their stored vectors (a ticket that matches across several
+    messages shows the one with most of the words); only the chosen ones' text is then read."""
     if not ticket_ids:
         return {}
     words = _tsquery(query)
-    page_threads = (select(Thread.ticket_id, Thread.stripped_text, Thread.search_vector)
+    page_threads = (select(Thread.id, Thread.ticket_id, Thread.search_vector)
                     .where(Thread.ticket_id.in_(ticket_ids))
                     .cte("page_threads").prefix_with("MATERIALIZED"))
     rank = func.ts_rank(page_threads.c.search_vector, words)
-    best = (select(page_threads.c.ticket_id, page_threads.c.stripped_text)
+    best = (select(page_threads.c.id, page_threads.c.ticket_id)
             .where(rank > 0).order_by(page_threads.c.ticket_id, rank.desc())
             .ext(distinct_on(page_threads.c.ticket_id)).subquery())
-    escaped = func.replace(func.replace(func.replace(func.left(best.c.stripped_text, 5000), "&", "&amp;"),
-                                        "<", "&lt;"), ">", "&gt;")
-    rows = db.session.execute(select(best.c.ticket_id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE)))
+    excerpt = func.left(Thread.stripped_text, 5000)
+    escaped = func.replace(func.replace(func.replace(excerpt, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
+    rows = db.session.execute(select(best.c.ticket_id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE))
+                              .join(Thread, Thread.id == best.c.id))
     return {ticket_id: headline for ticket_id, headline in rows}
 
 
