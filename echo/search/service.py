@@ -30,6 +30,7 @@ from echo.extensions import db
 from echo.tickets.models import Thread, Ticket
 
 MAX_QUERY = 200
+RANK_WINDOW = 500  # a very common query ranks its newest this many matches
 CUSTOMER_LIMIT = 1000  # more matching customers than this: check the customer ticket by ticket instead
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -94,9 +95,17 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     estimate = estimated_matches(query)
     if many_customers or estimate > walk_threshold():
         # Many matches: the newest tickets in index order, checked one by one, fill a page at once.
-        ticket_ids = list(db.session.scalars(
-            matching.with_only_columns(Ticket.id).order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
-            .limit(per_page).offset(offset)))
+        newest = matching.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
+        if ranked:
+            # Ranked among the newest RANK_WINDOW matches: a relevance order without reading every match.
+            window = (newest.with_only_columns(Ticket.id, Ticket.updated_at, Ticket.seq,
+                                               func.ts_rank_cd(Ticket.search_document, words).label("rank"))
+                      .limit(RANK_WINDOW).cte("window").prefix_with("MATERIALIZED"))
+            page_query = (select(window.c.id).order_by(window.c.rank.desc(), window.c.updated_at.desc(),
+                                                       window.c.seq.desc()))
+        else:
+            page_query = newest.with_only_columns(Ticket.id)
+        ticket_ids = list(db.session.scalars(page_query.limit(per_page).offset(offset)))
         result = SearchResult(ticket_ids, max(int(estimate), len(ticket_ids) + offset), capped=True)
     else:
         # Every match through the indexes (a BitmapOr), fenced off so the planner cannot walk the

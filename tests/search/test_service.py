@@ -108,6 +108,8 @@ def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactl
     assert page.capped and page.total >= 500
     assert [t.subject for t in page.tickets] == [f"Invoice {n}" if n % 10 else f"Invoice {n} flamingo"
                                                 for n in range(26, 51)]
+    ranked_walk = list_tickets(TicketFilters(q="invoice or flamingo", per_page=25, ranked=True))
+    assert ranked_walk.capped and all("flamingo" in t.subject for t in ranked_walk.tickets[:25])
     rare = list_tickets(TicketFilters(q="flamingo", per_page=25))
     assert not rare.capped and rare.total == 90
     assert [t.subject for t in rare.tickets] == [f"Invoice {n} flamingo" for n in range(10, 251, 10)]
