@@ -68,7 +68,9 @@ def list_tickets():
         if filters.q:
             body["snippet"] = found.snippets.get(ticket.id)
         tickets.append(body)
-    return jsonify(tickets=tickets, total=found.total, page=filters.page, per_page=filters.per_page)
+    # total_exact false: `total` is a lower bound (an inbox past 10 000) or an estimate (a very common search).
+    return jsonify(tickets=tickets, total=found.total, total_exact=not found.capped, page=filters.page,
+                   per_page=filters.per_page)
 
 
 @bp.get("/tickets/<number>")

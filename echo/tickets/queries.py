@@ -60,12 +60,14 @@ def list_tickets(filters: TicketFilters) -> TicketPage:
         found = search_tickets(filters.q, base, page=filters.page, per_page=filters.per_page, ranked=filters.ranked)
         by_id = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(found.ticket_ids)))}
         return TicketPage([by_id[i] for i in found.ticket_ids if i in by_id], found.total, found.capped, found.snippets)
-    total = db.session.scalar(select(func.count()).select_from(base.subquery()))
+    # Counted up to COUNT_CAP + 1 like the tabs: past that the page says "more than 10,000".
+    total = db.session.scalar(select(func.count()).select_from(
+        base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery()))
     rows = db.session.scalars(
         base.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
         .limit(filters.per_page).offset((filters.page - 1) * filters.per_page)
     ).all()
-    return TicketPage(list(rows), total)
+    return TicketPage(list(rows), min(total, COUNT_CAP), capped=total > COUNT_CAP)
 
 
 COUNT_CAP = 10_000
