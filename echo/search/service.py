@@ -18,12 +18,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, Uuid, any_, bindparam, func, literal, literal_column, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from echo.customers.models import Customer
 from echo.extensions import db
@@ -31,6 +30,7 @@ from echo.tickets.models import Thread, Ticket
 
 MAX_QUERY = 200
 RANK_WINDOW = 500  # a very common query ranks its newest this many matches
+EXACT_LIMIT = 1000  # up to this many estimated matches, every one is fetched and counted
 CUSTOMER_LIMIT = 1000  # more matching customers than this: check the customer ticket by ticket instead
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -74,11 +74,18 @@ def _tsquery(query: str, config: str = "english"):
 
 
 def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked: bool = False) -> SearchResult:
-    """Apply a search to `base` (a filtered `select(Ticket)`), returning one page of ticket ids."""
+    """Apply a search to `base` (a filtered `select(Ticket)`), returning one page of ticket ids.
+
+    By the planner's estimate of matching tickets: up to EXACT_LIMIT, every match is fetched and
+    counted; up to the walk threshold, the newest stretch of tickets likely to hold the page is
+    searched through the indexes (widened until the page is full); beyond, the newest tickets are
+    walked in index order. The last two report the estimate as an approximate total."""
     query = query.strip()[:MAX_QUERY]
     words, fragment = _tsquery(query), f"%{_escape_like(query.lower())}%"
-    # Statements below depend on the words: plan each with them, never a generic cached plan.
-    db.session.execute(select(func.set_config("plan_cache_mode", "force_custom_plan", True)))
+    # Statements below depend on the words: plan each with them (never a generic cached plan), and
+    # never pay for JIT compilation on an interactive query.
+    # The same round trip reads the table's size as the planner knows it (kept by autovacuum).
+    tickets = float(db.session.execute(_SEARCH_SETTINGS).one()[2] or 0)
     customer_match = or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
                          Customer.email.ilike(fragment, escape="\\"))
     customer_ids = db.session.scalars(select(Customer.id).where(customer_match).limit(CUSTOMER_LIMIT + 1)).all()
@@ -93,35 +100,74 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     matching = base.where(or_(*conditions))
     offset = (page - 1) * per_page
     estimate = estimated_matches(query)
-    if many_customers or estimate > walk_threshold():
-        # Many matches: the newest tickets in index order, checked one by one, fill a page at once.
-        newest = matching.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
-        if ranked:
-            # Ranked among the newest RANK_WINDOW matches: a relevance order without reading every match.
-            window = (newest.with_only_columns(Ticket.id, Ticket.updated_at, Ticket.seq,
-                                               func.ts_rank_cd(Ticket.search_document, words).label("rank"))
-                      .limit(RANK_WINDOW).cte("window").prefix_with("MATERIALIZED"))
-            page_query = (select(window.c.id).order_by(window.c.rank.desc(), window.c.updated_at.desc(),
-                                                       window.c.seq.desc()))
-        else:
-            page_query = newest.with_only_columns(Ticket.id)
-        ticket_ids = list(db.session.scalars(page_query.limit(per_page).offset(offset)))
-        result = SearchResult(ticket_ids, max(int(estimate), len(ticket_ids) + offset), capped=True)
+    rank = func.ts_rank_cd(Ticket.search_document, words) if ranked else None
+    if many_customers or estimate > walk_threshold(tickets):
+        result = _walk(matching, rank, per_page, offset, estimate)
     else:
-        # Every match through the indexes (a BitmapOr), fenced off so the planner cannot walk the
-        # activity index instead, sorted there, the total from the same statement.
-        columns = [Ticket.id, Ticket.updated_at, Ticket.seq]
-        if ranked:
-            columns.append(func.ts_rank_cd(Ticket.search_document, words).label("rank"))
-        found = matching.with_only_columns(*columns).cte("matches").prefix_with("MATERIALIZED")
-        order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if ranked
-                 else (found.c.updated_at.desc(), found.c.seq.desc()))
-        rows = db.session.execute(select(found.c.id, func.count().over())
-                                  .order_by(*order).limit(per_page).offset(offset)).all()
-        total = rows[0][1] if rows else (db.session.scalar(select(func.count()).select_from(found)) if page > 1 else 0)
-        result = SearchResult([r[0] for r in rows], total, capped=False)
+        result = None
+        if estimate > EXACT_LIMIT:
+            result = _newest_stretch(matching, rank, per_page, offset, estimate, tickets)
+        result = result or _every_match(matching, rank, per_page, offset)
     result.snippets = snippets(result.ticket_ids, query)
     return result
+
+
+def _walk(matching: Select, rank, per_page: int, offset: int, estimate: float) -> SearchResult:
+    """Very many matches: the newest tickets in index order, checked one by one, fill a page at once."""
+    newest = matching.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
+    if rank is not None:
+        # Ranked among the newest RANK_WINDOW matches: a relevance order without reading every match.
+        window = (newest.with_only_columns(Ticket.id, Ticket.updated_at, Ticket.seq, rank.label("rank"))
+                  .limit(RANK_WINDOW).cte("window").prefix_with("MATERIALIZED"))
+        page_query = select(window.c.id).order_by(window.c.rank.desc(), window.c.updated_at.desc(), window.c.seq.desc())
+    else:
+        page_query = newest.with_only_columns(Ticket.id)
+    ticket_ids = list(db.session.scalars(page_query.limit(per_page).offset(offset)))
+    return SearchResult(ticket_ids, max(int(estimate), len(ticket_ids) + offset), capped=True)
+
+
+def _every_match(matching: Select, rank, per_page: int, offset: int) -> SearchResult:
+    """Every match through the indexes (a BitmapOr), fenced off so the planner cannot walk the
+    activity index instead, sorted there, with the exact total from the same statement."""
+    columns = [Ticket.id, Ticket.updated_at, Ticket.seq] + ([rank.label("rank")] if rank is not None else [])
+    found = matching.with_only_columns(*columns).cte("matches").prefix_with("MATERIALIZED")
+    order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if rank is not None
+             else (found.c.updated_at.desc(), found.c.seq.desc()))
+    rows = db.session.execute(select(found.c.id, func.count().over()).order_by(*order).limit(per_page).offset(offset)).all()
+    total = rows[0][1] if rows else (db.session.scalar(select(func.count()).select_from(found)) if offset else 0)
+    return SearchResult([r[0] for r in rows], total, capped=False)
+
+
+def _newest_stretch(matching: Select, rank, per_page: int, offset: int, estimate: float,
+                    tickets: float) -> SearchResult | None:
+    """Thousands of matches: search only the newest stretch of tickets that should hold the page
+    (the GIN and activity indexes ANDed as bitmaps), widening it until it holds enough matches.
+
+    A full page from a stretch is exactly the page of the whole table: every match outside the
+    stretch is older than every match in it. Ranked, the stretch holds at least the newest
+    RANK_WINDOW matches, which are ordered by relevance. None when the stretch would cover every
+    ticket (then every match is fetched instead)."""
+    need = offset + per_page if rank is None else max(offset + per_page, RANK_WINDOW)
+    span = max(1000, int(need * 3 * max(tickets, 1.0) / max(estimate, 1.0)))
+    while True:
+        since = db.session.scalar(_STRETCH_START, {"span": span})
+        if since is None:
+            return None
+        columns = [Ticket.id, Ticket.updated_at, Ticket.seq] + ([rank.label("rank")] if rank is not None else [])
+        found = (matching.where(Ticket.updated_at >= since).with_only_columns(*columns)
+                 .cte("stretch").prefix_with("MATERIALIZED"))
+        order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if rank is not None
+                 else (found.c.updated_at.desc(), found.c.seq.desc()))
+        rows = db.session.execute(select(found.c.id, func.count().over()).order_by(*order)
+                                  .limit(per_page).offset(offset)).all()
+        if rows and rows[0][1] >= need:
+            return SearchResult([r[0] for r in rows], max(int(estimate), rows[0][1]), capped=True)
+        span *= 4
+
+
+# When the span-th newest live ticket was last active (an index-only walk of the activity index).
+_STRETCH_START = text("SELECT updated_at FROM tickets WHERE quarantined IS false "
+                      "ORDER BY updated_at DESC OFFSET :span LIMIT 1")
 
 
 _ESTIMATE = text("EXPLAIN (FORMAT JSON) SELECT 1 FROM tickets "
@@ -136,42 +182,40 @@ def estimated_matches(query: str) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-_THRESHOLD: list = []
+_SEARCH_SETTINGS = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true), "
+    "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass)"
+)
 
 
-def walk_threshold() -> float:
+def walk_threshold(tickets: float) -> float:
     """Walk the newest tickets when more than ~sqrt(125 x tickets) match (5 000 of 200 000).
 
     A walk reads about page / share rows, fetching every match about share x tickets rows, each
-    ~5x cheaper: the two cost the same near sqrt(25 x 5 x tickets). The table's size is asked
-    for every five minutes."""
-    if _THRESHOLD and time.monotonic() - _THRESHOLD[0] < 300:
-        return _THRESHOLD[1]
-    rows = db.session.scalar(text("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass"))
-    _THRESHOLD[:] = [time.monotonic(), max(500.0, math.sqrt(125.0 * float(rows or 0)))]
-    return _THRESHOLD[1]
+    ~5x cheaper: the two cost the same near sqrt(25 x 5 x tickets)."""
+    return max(500.0, math.sqrt(125.0 * tickets))
 
 
 def snippets(ticket_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, str]:
-    """A highlighted excerpt of the best matching message of each ticket on the page (HTML-escaped).
-
-    The page's messages are ranked on their stored vectors (a ticket that matches across several
-    messages shows the one with most of the words); only the chosen ones' text is then read."""
+    """A highlighted excerpt for each ticket on the page (HTML-escaped): its newest message that
+    matches the whole query, else (the words are spread over several messages, or the ticket
+    matched by customer or number) its newest message, with whatever words it holds marked."""
     if not ticket_ids:
         return {}
     words = _tsquery(query)
-    page_threads = (select(Thread.id, Thread.ticket_id, Thread.search_vector)
-                    .where(Thread.ticket_id.in_(ticket_ids))
-                    .cte("page_threads").prefix_with("MATERIALIZED"))
-    rank = func.ts_rank(page_threads.c.search_vector, words)
-    best = (select(page_threads.c.id, page_threads.c.ticket_id)
-            .where(rank > 0).order_by(page_threads.c.ticket_id, rank.desc())
-            .ext(distinct_on(page_threads.c.ticket_id)).subquery())
-    excerpt = func.left(Thread.stripped_text, 5000)
-    escaped = func.replace(func.replace(func.replace(excerpt, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
-    rows = db.session.execute(select(best.c.ticket_id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE))
-                              .join(Thread, Thread.id == best.c.id))
-    return {ticket_id: headline for ticket_id, headline in rows}
+    page = func.unnest(bindparam("page_ids", ticket_ids, type_=ARRAY(Uuid))).table_valued("id").render_derived()
+    newest = select(Thread.stripped_text).where(Thread.ticket_id == page.c.id).order_by(Thread.created_at.desc()).limit(1)
+    # `IS TRUE` keeps the match a per-message check on the ticket's newest messages: as a bare
+    # `@@`, the planner ANDs a scan of the whole GIN index into every lookup.
+    matched = newest.where(Thread.search_vector.op("@@")(words).is_(True)).lateral("matched")
+    latest = newest.lateral("latest")
+    text_ = func.left(func.coalesce(matched.c.stripped_text, latest.c.stripped_text), 5000)
+    escaped = func.replace(func.replace(func.replace(text_, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
+    rows = db.session.execute(
+        select(page.c.id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE))
+        .select_from(page).outerjoin(matched, literal(True)).outerjoin(latest, literal(True))
+    )
+    return {ticket_id: headline for ticket_id, headline in rows if headline}
 
 
 def _escape_like(value: str) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, literal_column, select, text, update
 from echo.actors import SYSTEM
 from echo.db import utcnow
 from echo.privacy.service import erase_customer
-from echo.search.service import estimated_matches, walk_threshold
+from echo.search.service import EXACT_LIMIT, estimated_matches, walk_threshold
 from echo.tickets.models import Thread, Ticket
 from echo.tickets.queries import TicketFilters, list_tickets
 from echo.tickets.service import merge
@@ -71,6 +71,10 @@ def test_erasure_takes_the_words_out_of_search(db):
     assert list_tickets(TicketFilters(q="juniper")).tickets == []
 
 
+def _table_size(db) -> float:
+    return db.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'tickets'::regclass"))
+
+
 def _unique_words(characters: int) -> str:
     return " ".join(secrets.token_hex(6) for _ in range(characters // 13))
 
@@ -103,7 +107,7 @@ def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactl
     db.session.execute(insert(Ticket), rows)
     db.session.execute(text("ANALYZE tickets"))
     db.session.commit()
-    assert estimated_matches("invoice") > walk_threshold()
+    assert estimated_matches("invoice") > walk_threshold(_table_size(db))
     page = list_tickets(TicketFilters(q="invoice", per_page=25, page=2))
     assert page.capped and page.total >= 500
     assert [t.subject for t in page.tickets] == [f"Invoice {n}" if n % 10 else f"Invoice {n} flamingo"
@@ -115,3 +119,34 @@ def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactl
     assert [t.subject for t in rare.tickets] == [f"Invoice {n} flamingo" for n in range(10, 251, 10)]
     ranked = list_tickets(TicketFilters(q="flamingo", per_page=5, ranked=True))
     assert len(ranked.tickets) == 5 and all("flamingo" in t.subject for t in ranked.tickets)
+
+
+def test_thousands_of_matches_search_the_newest_stretch_and_widen_it_until_the_page_is_full(db):
+    """Between EXACT_LIMIT and the walk threshold: the page equals the exact newest matches, on a
+    first page and on one far enough back that the first stretch must be widened."""
+    customer = CustomerFactory()
+    now = utcnow()
+    db.session.execute(insert(Ticket), [
+        {"id": uuid.uuid4(), "customer_id": customer.id, "status": "open", "source": "email",
+         "subject": f"Ticket {n}" + (" pelican" if n % 16 == 0 else "") + (" heron" if n >= 10_000 and n % 8 == 0 else ""),
+         "updated_at": now - timedelta(seconds=n),
+         "created_at": now, "status_changed_at": now}
+        for n in range(20_000)
+    ])
+    db.session.execute(text("ANALYZE tickets"))
+    db.session.commit()
+    estimate = estimated_matches("pelican")
+    assert EXACT_LIMIT < estimate < walk_threshold(_table_size(db))
+    matches = [f"Ticket {n} pelican" + (" heron" if n >= 10_000 and n % 8 == 0 else "") for n in range(0, 20_000, 16)]
+    first = list_tickets(TicketFilters(q="pelican", per_page=25))
+    assert first.capped and [t.subject for t in first.tickets] == matches[:25]
+    deep = list_tickets(TicketFilters(q="pelican", per_page=50, page=20))
+    assert [t.subject for t in deep.tickets] == matches[950:1000]
+    last = list_tickets(TicketFilters(q="pelican", per_page=50, page=25))  # past the end of every stretch
+    assert [t.subject for t in last.tickets] == matches[1200:1250] and not last.capped and last.total == 1250
+    ranked = list_tickets(TicketFilters(q="pelican", per_page=10, ranked=True))
+    assert len(ranked.tickets) == 10 and all("pelican" in t.subject for t in ranked.tickets)
+    # Every "heron" is in the older half: the first stretches hold none and are widened.
+    assert EXACT_LIMIT < estimated_matches("heron") < walk_threshold(_table_size(db))
+    herons = list_tickets(TicketFilters(q="heron", per_page=25))
+    assert herons.capped and [t.subject.split()[1] for t in herons.tickets] == [str(n) for n in range(10_000, 10_200, 8)]
