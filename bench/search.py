@@ -179,7 +179,8 @@ def thread_df(conn, query: str, cap: int | None = None) -> int:
 
 
 def ticket_df(conn, query: str) -> int:
-    return conn.execute("SELECT count(DISTINCT ticket_id) FROM threads WHERE search_vector @@ "
+    """Tickets matching the words anywhere in them (Echo's semantics), through the documents' GIN index."""
+    return conn.execute("SELECT count(*) FROM tickets WHERE search_document @@ "
                         "websearch_to_tsquery('english'::regconfig, %s)", (query,)).fetchone()[0]
 
 
@@ -230,14 +231,15 @@ def choose_cases(conn, stats: dict, cap: int) -> list[Case]:
             cases.append(Case("common-5%", word, [word], thread_df=df, note=f"in {100 * df / threads:.1f}% of threads"))
             break
 
-    # two-word: two mid-frequency words (0.4-3 % of threads each), AND, below the candidate cap.
+    # two-word: two mid-frequency words (0.4-3 % of threads each) whose AND matches a fifth to half
+    # of the walk threshold's tickets (1 000-2 500 at full size): the "newest stretch" regime.
     mids = sorted((w for w, f in est.items() if 0.004 <= f <= 0.03 and len(w) > 3), key=lambda w: -est[w])
     pair = None
     for i in range(len(mids)):
         for j in range(i + 1, min(len(mids), i + 4)):
             q = f"{mids[i]} {mids[j]}"
             n = ticket_df(conn, q)
-            if 40 <= n <= min(1000, cap // 2):
+            if cap // 5 <= n <= cap // 2:
                 pair = q
                 break
         if pair:

@@ -38,7 +38,6 @@ class Ticket(db.Model):
         Index("ix_tickets_inbox_status", "status", text("updated_at DESC"), text("seq DESC"),
               postgresql_where=text("merged_into_id IS NULL AND quarantined IS false")),
         Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
-        Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
         Index("ix_tickets_search_document", "search_document", postgresql_using="gin"),
         Index("ix_tickets_number_trgm", "number", postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops"}),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
@@ -75,10 +74,6 @@ class Ticket(db.Model):
     last_customer_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_agent_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     customer_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    search_vector = mapped_column(
-        TSVECTOR, Computed("setweight(to_tsvector('english'::regconfig, subject), 'A')", persisted=True),
-        deferred=True,
-    )
     # Subject + every message, kept by database triggers (migration "ticket search document"): what search matches.
     search_document = mapped_column(TSVECTOR, nullable=False, server_default=text("''::tsvector"), deferred=True)
 
@@ -101,7 +96,6 @@ class Thread(db.Model):
             "uq_threads_postmark_message_id", "postmark_message_id", unique=True,
             postgresql_where=text("postmark_message_id IS NOT NULL"),
         ),
-        Index("ix_threads_search_vector", "search_vector", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -125,7 +119,8 @@ class Thread(db.Model):
     quarantined: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = created_at()
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The new text of each message (quotes stripped), capped so one huge mail cannot bloat the index.
+    # The new text of each message (quotes stripped), capped so one huge mail cannot fill its ticket's
+    # search document (which is built from these vectors).
     search_vector = mapped_column(
         TSVECTOR,
         Computed("to_tsvector('english'::regconfig, left(stripped_text, 100000))", persisted=True),

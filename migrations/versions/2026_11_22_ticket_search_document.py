@@ -10,6 +10,10 @@ merge, erasure), so no code path can forget it:
 * a message that changes (erasure rewrites it, a merge moves it) or goes away rebuilds the
   documents of the tickets involved, as does a changed subject.
 
+The per-message index on `threads.search_vector` and the subject-only `tickets.search_vector`
+(with its index) go: nothing reads them any more, and every new message paid for them. The
+per-message vectors stay: documents are built from them, and snippets check them.
+
 A tsvector holds at most 1 MB. A ticket whose document is full keeps the words it already
 holds; its new messages are still stored and still searchable one by one in the ticket. A
 message is never refused for the sake of the search index.
@@ -125,9 +129,18 @@ END $$;
 SELECT echo_rebuild_search_documents();
 
 CREATE INDEX ix_tickets_search_document ON tickets USING gin (search_document);
+
+-- Search reads the documents now: the per-message and subject indexes only cost every write.
+DROP INDEX ix_threads_search_vector;
+DROP INDEX ix_tickets_search_vector;
+ALTER TABLE tickets DROP COLUMN search_vector;
 """
 
 DOWNGRADE = r"""
+ALTER TABLE tickets ADD COLUMN search_vector tsvector
+    GENERATED ALWAYS AS (setweight(to_tsvector('english'::regconfig, subject), 'A')) STORED;
+CREATE INDEX ix_tickets_search_vector ON tickets USING gin (search_vector);
+CREATE INDEX ix_threads_search_vector ON threads USING gin (search_vector);
 DROP INDEX IF EXISTS ix_tickets_search_document;
 DROP TRIGGER IF EXISTS threads_search_document ON threads;
 DROP TRIGGER IF EXISTS tickets_search_document ON tickets;
