@@ -166,7 +166,7 @@ def _newest_stretch(matching: Select, rank, per_page: int, offset: int, estimate
 
 
 # When the span-th newest live ticket was last active (an index-only walk of the activity index).
-_STRETCH_START = text("SELECT updated_at FROM tickets WHERE quarantined IS false "
+_STRETCH_START = text("SELECT updated_at FROM tickets WHERE quarantined = false "
                       "ORDER BY updated_at DESC OFFSET :span LIMIT 1")
 
 

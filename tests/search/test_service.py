@@ -96,7 +96,7 @@ def test_a_full_document_never_refuses_a_message(db):
     assert db.session.scalar(text("SELECT echo_rebuild_search_documents()")) >= 1
 
 
-def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactly(db):
+def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactly(db, client, agent_token):
     customer = CustomerFactory()
     now = utcnow()
     rows = [{"id": uuid.uuid4(), "customer_id": customer.id, "status": "open", "source": "email",
@@ -117,6 +117,11 @@ def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactl
     rare = list_tickets(TicketFilters(q="flamingo", per_page=25))
     assert not rare.capped and rare.total == 90
     assert [t.subject for t in rare.tickets] == [f"Invoice {n} flamingo" for n in range(10, 251, 10)]
+    _, headers = agent_token()
+    api = client.get("/api/v1/agent/tickets", query_string={"q": "invoice", "per_page": 3}, headers=headers).get_json()
+    assert api["total_exact"] is False and [t["subject"] for t in api["tickets"]] == ["Invoice 1", "Invoice 2", "Invoice 3"]
+    exact = client.get("/api/v1/agent/tickets", query_string={"q": "flamingo"}, headers=headers).get_json()
+    assert exact["total_exact"] is True and exact["total"] == 90
     ranked = list_tickets(TicketFilters(q="flamingo", per_page=5, ranked=True))
     assert len(ranked.tickets) == 5 and all("flamingo" in t.subject for t in ranked.tickets)
 
