@@ -142,13 +142,14 @@ def inbound(eml) -> None:
     """Replay a real RFC 822 message (.eml) through the inbound email path."""
     from echo.errors import EchoError
     from echo.extensions import db
+    from echo.http import without_nul
     from echo.inbound.eml import message_to_postmark
     from echo.inbound.schemas import parse_inbound
     from echo.inbound.service import ingest_email
 
     settings = current_app.config["ECHO"]
     try:
-        message = parse_inbound(message_to_postmark(eml.read(), settings.support_address))
+        message = parse_inbound(without_nul(message_to_postmark(eml.read(), settings.support_address)))
         result = ingest_email(message)
         db.session.commit()
     except EchoError as exc:

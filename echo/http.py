@@ -27,14 +27,33 @@ def require_webhook_auth() -> None:
         raise Unauthorized("Missing or wrong webhook credentials.")
 
 
-def json_body() -> object:
-    """The request's JSON body, or a clear 4xx when it is not JSON."""
+def json_body(*, replace_nul: bool = False) -> object:
+    """The request's JSON body, or a clear 4xx when it is not JSON.
+
+    PostgreSQL text cannot hold NUL characters (JSON carries them as \\u0000): they are a 422,
+    or, with `replace_nul` (mail, which must never be refused for it), replaced by U+FFFD."""
     if not request.is_json:
         raise InvalidPayload("Send the payload as application/json.", code="unsupported_media_type", status=415)
     data = request.get_json(silent=True)
     if data is None:
         raise InvalidPayload("The body is not valid JSON.", code="invalid_json", status=400)
+    if b"\\u0000" in request.get_data():
+        if not replace_nul:
+            raise InvalidPayload("The body contains a NUL character, which cannot be stored.",
+                                 code="invalid_characters", status=422)
+        data = without_nul(data)
     return data
+
+
+def without_nul(value):
+    """`value` with every NUL character in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
 
 
 def json_object() -> dict:

@@ -4,8 +4,9 @@ Each request makes at most four statements before the commit: one lookup (earlie
 and every referenced message id together), one customer upsert that also counts the
 sender's recent tickets, one ticket insert for a new conversation, and one statement whose
 CTEs write the thread, its message id, the acknowledgement's outbox row and the audit row.
-The statements are SQLAlchemy Core, compiled to the driver's SQL on first use and then run
-through `exec_driver_sql`, which skips re-deriving cache keys for them on every request.
+The statements are SQLAlchemy Core, compiled to the driver's SQL on first use and then run on
+the request's own psycopg connection (inside the session's transaction), which skips
+re-deriving cache keys and building SQLAlchemy result objects on every request.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
     ARRAY, Connection, Text, bindparam, false, func, literal, literal_column, null, select, text, union_all,
 )
-from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.exc import DBAPIError
 
 from echo.audit.models import AuditLog
 from echo.customers.models import Customer
@@ -32,17 +36,29 @@ customers, outbox, audit_log = Customer.__table__, OutboxMessage.__table__, Audi
 _compiled: dict[int, tuple[str, dict]] = {}
 
 
-def _run(conn: Connection, statement, params: dict):
-    """Execute a module-level statement by its once-compiled SQL (literal values folded into the defaults)."""
+def _run(conn: Connection, statement, params: dict) -> psycopg.Cursor:
+    """Execute a module-level statement by its once-compiled SQL (literal values folded into the
+    defaults) on the connection's psycopg connection; rows come back as named tuples."""
     entry = _compiled.get(id(statement))
     if entry is None:
         compiled = statement.compile(dialect=conn.dialect)
         entry = _compiled[id(statement)] = (str(compiled), dict(compiled.params))
     sql, defaults = entry
     missing = [name for name, value in defaults.items() if value is None and name not in params]
-    if missing:  # a column whose Python-side default exec_driver_sql would not run
+    if missing:  # a column whose Python-side default the driver would not run
         raise ValueError(f"no value for {missing}")
-    return conn.exec_driver_sql(sql, {**defaults, **params})
+    cursor = conn.connection.driver_connection.cursor(row_factory=namedtuple_row)
+    try:
+        return cursor.execute(sql, {**defaults, **params})
+    except psycopg.Error as exc:
+        # Raise what SQLAlchemy itself would (IntegrityError when a duplicate delivery raced us,
+        # OperationalError when the server is away, with the connection invalidated), without the
+        # parameters: they hold mail bodies.
+        gone = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+        if gone:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=gone,
+                                  dialect=conn.dialect) from exc
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,7 @@ _UPSERT_CUSTOMER = _new_customer.on_conflict_do_update(
 
 def upsert_customer(conn: Connection, email: str, name: str | None):
     """Find or create the live customer by email; also says how many tickets they opened in 24 h."""
-    return _run(conn, _UPSERT_CUSTOMER, {"id": uuid.uuid4(), "email": email, "name": name or None}).one()
+    return _run(conn, _UPSERT_CUSTOMER, {"id": uuid.uuid4(), "email": email, "name": name or None}).fetchone()
 
 
 _INSERT_TICKET = insert(tickets).values(
@@ -117,7 +133,7 @@ _INSERT_TICKET = insert(tickets).values(
 
 def insert_ticket(conn: Connection, **values) -> str:
     """Create a ticket and return the number the database gave it."""
-    return _run(conn, _INSERT_TICKET, values).scalar_one()
+    return _run(conn, _INSERT_TICKET, values).fetchone()[0]
 
 
 THREAD_COLUMNS = (

@@ -19,7 +19,7 @@ bp = Blueprint("inbound", __name__, url_prefix="/tickets")
 @bp.post("/inbound")
 def inbound():
     require_webhook_auth()
-    message = parse_inbound(json_body())
+    message = parse_inbound(json_body(replace_nul=True))
     try:
         result = ingest_email(message)
         db.session.commit()

@@ -137,3 +137,18 @@ def test_cloudflare_access_header_signs_in_the_matching_agent(make_app, httpserv
         for bad in (assertion(aud="other"), assertion(email="stranger@raxx.app"), assertion(exp=int(time.time()) - 10),
                     "not-a-jwt", assertion(iss="https://evil.cloudflareaccess.com")):
             assert client.get("/tickets", headers={"Cf-Access-Jwt-Assertion": bad}).status_code == 302
+
+
+@pytest.mark.parametrize("how", ["note", "search", "agent_api"])
+def test_nul_characters_in_forms_and_queries_are_a_400_not_a_500(signed_in, agent_token, how):
+    client, token, _ = signed_in()
+    post_inbound(client, inbound_payload())
+    if how == "note":
+        response = client.post("/tickets/TKT-0001/note", data={"body": "a\x00b", "csrf_token": token})
+    elif how == "search":
+        response = client.get("/tickets", query_string={"q": "a\x00b"})
+    else:
+        _, headers = agent_token()
+        response = client.get("/api/v1/agent/tickets", query_string={"tag": "a\x00b"}, headers=headers)
+        assert response.get_json()["error"] == "bad_request"
+    assert response.status_code == 400

@@ -138,3 +138,19 @@ def test_concurrent_duplicate_deliveries_store_one_thread(app, db):
     assert sorted(r.get_json()["status"] for r in responses).count("created") == 1
     assert len({r.get_json()["ticket_id"] for r in responses}) == 1
     assert count(db, Thread) == 1 and count(db, Ticket) == 1 and count(db, Customer) == 1
+
+
+@pytest.mark.parametrize("field", ["TextBody", "HtmlBody", "Subject", "StrippedTextReply", "FromName"])
+def test_nul_characters_are_replaced_not_a_500(client, db, field):
+    """PostgreSQL text cannot hold NUL; JSON can carry it as \\u0000. The mail is kept, NUL shown as U+FFFD."""
+    payload = inbound_payload(text="hello", subject="Subject")
+    payload[field] = "before\x00after"
+    payload["FromFull"]["Name"] = "Al\x00ice"
+    response = post_inbound(client, payload)
+    assert response.status_code == 200, response.get_json()
+    thread = db.session.scalar(select(Thread))
+    stored = {"TextBody": thread.body_text, "HtmlBody": thread.body_html, "Subject": thread.subject,
+              "StrippedTextReply": thread.body_text, "FromName": thread.sender_name}[field]
+    assert "\x00" not in stored and thread.sender_name == "Al\ufffdice"
+    if field in ("TextBody", "Subject"):
+        assert "before\ufffdafter" in stored

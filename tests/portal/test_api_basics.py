@@ -145,6 +145,13 @@ def test_create_refuses_bad_bodies(client, db, payload, status):
     assert db.session.scalar(select(Ticket)) is None
 
 
+def test_nul_characters_are_a_clear_422_not_a_500(client, db):
+    response = client.post("/api/v1/support/tickets", headers=bearer("alice@example.com"),
+                           json={"subject": "Bad\x00subject", "body": "body"})
+    assert response.status_code == 422 and response.get_json()["error"] == "invalid_characters"
+    assert db.session.scalar(select(Ticket)) is None
+
+
 def test_oversized_request_is_413(make_app):
     app = make_app(ECHO_MAX_INBOUND_BYTES="5000")
     with app.app_context():
