@@ -82,13 +82,17 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     walked in index order. The last two report the estimate as an approximate total."""
     query = query.strip()[:MAX_QUERY]
     words, fragment = _tsquery(query), f"%{_escape_like(query.lower())}%"
-    # Statements below depend on the words: plan each with them (never a generic cached plan), and
-    # never pay for JIT compilation on an interactive query.
-    # The same round trip reads the table's size as the planner knows it (kept by autovacuum).
-    tickets = float(db.session.execute(_SEARCH_SETTINGS).one()[2] or 0)
     customer_match = or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
                          Customer.email.ilike(fragment, escape="\\"))
-    customer_ids = db.session.scalars(select(Customer.id).where(customer_match).limit(CUSTOMER_LIMIT + 1)).all()
+    matching_customers = select(Customer.id).where(customer_match).limit(CUSTOMER_LIMIT + 1).subquery()
+    # One round trip: the statements below depend on the words, so plan each with them (never a
+    # generic cached plan) and never pay for JIT compilation; the table's size as the planner knows
+    # it (kept by autovacuum); the customers whose name or address matches.
+    _, _, tickets, customer_ids = db.session.execute(select(
+        func.set_config("plan_cache_mode", "force_custom_plan", True), func.set_config("jit", "off", True),
+        _TICKET_ROWS, select(func.array_agg(matching_customers.c.id)).scalar_subquery(),
+    )).one()
+    tickets, customer_ids = float(tickets or 0), customer_ids or []
     conditions = [Ticket.search_document.op("@@")(words)]
     many_customers = len(customer_ids) > CUSTOMER_LIMIT
     if many_customers:
@@ -182,10 +186,8 @@ def estimated_matches(query: str) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-_SEARCH_SETTINGS = text(
-    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true), "
-    "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass)"
-)
+_TICKET_ROWS = (select(func.greatest(literal_column("reltuples"), 0)).select_from(text("pg_class"))
+                .where(text("oid = 'tickets'::regclass")).scalar_subquery())
 
 
 def walk_threshold(tickets: float) -> float:
