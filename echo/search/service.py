@@ -31,7 +31,8 @@ from echo.tickets.models import Thread, Ticket
 MAX_QUERY = 200
 RANK_WINDOW = 500  # a very common query ranks its newest this many matches
 EXACT_LIMIT = 1000  # up to this many estimated matches, every one is fetched and counted
-CUSTOMER_LIMIT = 1000  # more matching customers than this: check the customer ticket by ticket instead
+CUSTOMER_LIMIT = 1000
+SNIPPET_SOURCE_CHARS = 3000  # a snippet is cut from the first this many characters of the message  # more matching customers than this: check the customer ticket by ticket instead
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HEADLINE = "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter= … "
@@ -210,8 +211,8 @@ def snippets(ticket_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, str]:
     # `IS TRUE` keeps the match a per-message check on the ticket's newest messages: as a bare
     # `@@`, the planner ANDs a scan of the whole GIN index into every lookup.
     matched = newest.where(Thread.search_vector.op("@@")(words).is_(True)).lateral("matched")
-    latest = newest.lateral("latest")
-    text_ = func.left(func.coalesce(matched.c.stripped_text, latest.c.stripped_text), 5000)
+    latest = newest.where(matched.c.stripped_text.is_(None)).lateral("latest")  # only when nothing matched
+    text_ = func.left(func.coalesce(matched.c.stripped_text, latest.c.stripped_text), SNIPPET_SOURCE_CHARS)
     escaped = func.replace(func.replace(func.replace(text_, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
     rows = db.session.execute(
         select(page.c.id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE))
