@@ -45,6 +45,18 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def host_speed() -> float:
+    """Milliseconds for a fixed pure-Python loop, best of 5: how fast this (virtual) machine is right now."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i * i % 7
+        best = min(best, (time.perf_counter() - t0) * 1000)
+    return round(best, 3)
+
+
 def percentile(values: list[float], p: float) -> float:
     """Linear-interpolated percentile (p in 0..100)."""
     if not values:
@@ -551,6 +563,10 @@ def report(result: dict) -> str:
     load = result["echo_load"]
     lines.append(f"Machine while timing Echo: {load['machine_busy_pct']}% busy on {load['cpus']} CPUs, "
                  f"of which this benchmark {load['ours_pct']}%, other processes {load['others_pct']}%")
+    if load.get("host_speed_ms"):
+        before, after = load["host_speed_ms"]
+        lines.append(f"Host speed (ms for a fixed pure-Python loop, best of 5; lower is faster; this VM drifts by up "
+                     f"to ~1.8x, so compare runs by it): {before:.2f} before, {after:.2f} after the Echo rounds")
     lines.append(f"Echo: {result['repeat']} timed runs after {result['warmup']} warm-up, interleaved; "
                  f"baseline: >= 3 runs (after a warm-up if under 2 s; count 3 runs, 1 if slow)")
     lines.append("")
@@ -679,9 +695,10 @@ def main() -> int:
             "ECHO_INSTANCE_PATH": instance, "ECHO_SECRET_KEY": os.urandom(16).hex(),
         })
         log(f"timing Echo ({args.warmup} warm-up + {args.repeat} rounds, interleaved)")
+        speed_before = host_speed()
         echo = measure_echo(app, cases, format_number(sample_seq), sample_email, args.repeat, args.warmup, args.explain,
                             args.budget)
-        result["echo_load"] = echo["load"]
+        result["echo_load"] = dict(echo["load"], host_speed_ms=[speed_before, host_speed()])
         if not args.no_http:
             log("HTTP path through the test client")
             two = next(c for c in cases if c.key == "two-word")

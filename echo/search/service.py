@@ -34,6 +34,7 @@ EXACT_LIMIT = 1000  # up to this many estimated matches, every one is fetched an
 CUSTOMER_LIMIT = 1000
 SNIPPET_SOURCE_CHARS = 3000  # a snippet is cut from the first this many characters of the message  # more matching customers than this: check the customer ticket by ticket instead
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
+_NUMBER_FRAGMENT = re.compile(r"\d|tkt", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HEADLINE = "StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter= … "
 
@@ -100,7 +101,7 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
         conditions.append(select(literal(1)).where(Customer.id == Ticket.customer_id, customer_match).offset(0).exists())
     elif customer_ids:
         conditions.append(Ticket.customer_id == any_(bindparam("customer_ids", customer_ids, type_=ARRAY(Uuid))))
-    if len(query) >= 3:
+    if len(query) >= 3 and _NUMBER_FRAGMENT.search(query):  # numbers look like TKT-0042: digits or "tkt"
         conditions.append(Ticket.number.ilike(fragment, escape="\\"))
     matching = base.where(or_(*conditions))
     offset = (page - 1) * per_page
@@ -153,7 +154,7 @@ def _newest_stretch(matching: Select, rank, per_page: int, offset: int, estimate
     RANK_WINDOW matches, which are ordered by relevance. None when the stretch would cover every
     ticket (then every match is fetched instead)."""
     need = offset + per_page if rank is None else max(offset + per_page, RANK_WINDOW)
-    span = max(1000, int(need * 3 * max(tickets, 1.0) / max(estimate, 1.0)))
+    span = max(1000, int(need * 2 * max(tickets, 1.0) / max(estimate, 1.0)))
     while True:
         since = db.session.scalar(_STRETCH_START, {"span": span})
         if since is None:
