@@ -174,7 +174,9 @@ SELECT count(*) FROM tickets t JOIN m ON m.id = t.id
 
 def match_params(query: str) -> dict:
     q = query.strip()
-    return {"q": q, "frag": f"%{escape_like(q.lower())}%", "numbers": len(q) >= 3}
+    # Echo matches ticket numbers (TKT-0042) only for queries with a digit or "tkt" in them.
+    numbers = len(q) >= 3 and re.search(r"\d|tkt", q, re.IGNORECASE) is not None
+    return {"q": q, "frag": f"%{escape_like(q.lower())}%", "numbers": numbers}
 
 
 def exact_reference(conn, query: str) -> tuple[int, list]:
