@@ -24,7 +24,7 @@ CSP = "; ".join([
 def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_nul():
-        # JSON bodies have theirs replaced (echo.http.json_body): mail is never refused for it.
+        # JSON bodies are checked by echo.http.json_body (mail has them replaced: it is never refused).
         fields = list(request.args.lists())
         if request.mimetype in FORM_TYPES:
             fields += list(request.form.lists())
