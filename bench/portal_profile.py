@@ -46,13 +46,13 @@ PHASES = [
     # (module path, attribute, label): wrapped while a Probe is active; times are inclusive of nested phases
     ("flask_limiter", "Limiter._Limiter__evaluate_limits", "rate limit check (flask-limiter, Redis)"),
     ("echo.portal.api", "identify", "auth.identify (JWT, session, customer)"),
-    ("echo.portal.service", "list_tickets", "service.list_tickets (count + page)"),
+    ("echo.portal.service", "list_tickets", "service.list_tickets (page with its total)"),
     ("echo.portal.service", "owned_ticket", "service.owned_ticket"),
     ("echo.portal.service", "visible_threads", "service.visible_threads (+attachments)"),
     ("echo.portal.schemas", "ticket_summary", "schemas.ticket_summary"),
     ("echo.portal.schemas", "ticket_detail", "schemas.ticket_detail"),
     ("echo.portal.api", "jsonify", "jsonify"),
-    ("echo.portal.api", "_write_audit", "audit insert (own transaction)"),
+    ("echo.portal.api", "_write_audit", "audit insert + the request's COMMIT"),
     ("echo.portal.api", "refreshed_token", "token refresh check"),
 ]
 OUTSIDE = "Flask/Werkzeug + hooks + teardown"
@@ -73,8 +73,8 @@ class Probe:
     def _phase(self) -> str:
         return self.stack[-1][0] if self.stack else OUTSIDE
 
-    def _wrap_phase(self, owner, name: str, label: str) -> None:
-        original = getattr(owner, name)
+    def _timed(self, label: str, original):
+        """`original`, recording its time exclusive of nested phases under `label`."""
         probe = self
 
         def wrapper(*args, **kwargs):
@@ -88,8 +88,12 @@ class Probe:
                 if probe.stack:
                     probe.stack[-1][2] += ms
 
+        return wrapper
+
+    def _wrap_phase(self, owner, name: str, label: str) -> None:
+        original = getattr(owner, name)
         self._saved.append((owner, name, original))
-        setattr(owner, name, wrapper)
+        setattr(owner, name, self._timed(label, original))
 
     def __enter__(self) -> "Probe":
         import importlib
@@ -148,21 +152,8 @@ class Probe:
     def _wrap_view(self, endpoint: str) -> None:
         views = self.app.view_functions
         original = views[endpoint]
-        probe = self
-
-        def wrapper(*args, **kwargs):
-            probe.stack.append([VIEW, time.perf_counter(), 0.0])
-            try:
-                return original(*args, **kwargs)
-            finally:
-                lbl, t0, child = probe.stack.pop()
-                ms = (time.perf_counter() - t0) * 1000
-                probe.phases.append((lbl, ms - child))
-                if probe.stack:
-                    probe.stack[-1][2] += ms
-
         self._saved.append((views, endpoint, original))
-        views[endpoint] = wrapper
+        views[endpoint] = self._timed(VIEW, original)
 
     def __exit__(self, *exc) -> None:
         for owner, name, original in reversed(self._saved):

@@ -135,12 +135,9 @@ def _walk(matching: Select, rank, per_page: int, offset: int, estimate: float) -
 def _every_match(matching: Select, rank, per_page: int, offset: int) -> SearchResult:
     """Every match through the indexes (a BitmapOr), fenced off so the planner cannot walk the
     activity index instead, sorted there, with the exact total from the same statement."""
-    columns = [Ticket.id, Ticket.updated_at, Ticket.seq] + ([rank.label("rank")] if rank is not None else [])
-    found = matching.with_only_columns(*columns).cte("matches").prefix_with("MATERIALIZED")
-    order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if rank is not None
-             else (found.c.updated_at.desc(), found.c.seq.desc()))
-    rows = db.session.execute(select(found.c.id, func.count().over()).order_by(*order).limit(per_page).offset(offset)).all()
-    total = rows[0][1] if rows else (db.session.scalar(select(func.count()).select_from(found)) if offset else 0)
+    rows = _sorted_page(matching, rank, per_page, offset)
+    total = rows[0][1] if rows else (
+        db.session.scalar(select(func.count()).select_from(matching.subquery())) if offset else 0)
     return SearchResult([r[0] for r in rows], total, capped=False)
 
 
@@ -159,16 +156,21 @@ def _newest_stretch(matching: Select, rank, per_page: int, offset: int, estimate
         since = db.session.scalar(_STRETCH_START, {"span": span})
         if since is None:
             return None
-        columns = [Ticket.id, Ticket.updated_at, Ticket.seq] + ([rank.label("rank")] if rank is not None else [])
-        found = (matching.where(Ticket.updated_at >= since).with_only_columns(*columns)
-                 .cte("stretch").prefix_with("MATERIALIZED"))
-        order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if rank is not None
-                 else (found.c.updated_at.desc(), found.c.seq.desc()))
-        rows = db.session.execute(select(found.c.id, func.count().over()).order_by(*order)
-                                  .limit(per_page).offset(offset)).all()
+        rows = _sorted_page(matching.where(Ticket.updated_at >= since), rank, per_page, offset)
         if rows and rows[0][1] >= need:
             return SearchResult([r[0] for r in rows], max(int(estimate), rows[0][1]), capped=True)
         span *= 4
+
+
+def _sorted_page(matching: Select, rank, per_page: int, offset: int) -> list:
+    """(id, number of matches) rows of one page: the matches are materialised behind a fence,
+    then ordered newest first (or by `rank`) and counted in the same statement."""
+    columns = [Ticket.id, Ticket.updated_at, Ticket.seq] + ([rank.label("rank")] if rank is not None else [])
+    found = matching.with_only_columns(*columns).cte("matches").prefix_with("MATERIALIZED")
+    order = ((found.c.rank.desc(), found.c.updated_at.desc(), found.c.seq.desc()) if rank is not None
+             else (found.c.updated_at.desc(), found.c.seq.desc()))
+    return db.session.execute(select(found.c.id, func.count().over()).order_by(*order)
+                              .limit(per_page).offset(offset)).all()
 
 
 # When the span-th newest live ticket was last active (an index-only walk of the activity index).
