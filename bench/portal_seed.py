@@ -36,6 +36,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchdb  # noqa: E402
 
 DAY = 86400.0
 SUPPORT_ADDRESS = "support@raxx.app"
@@ -50,50 +55,8 @@ def log(msg: str) -> None:
 # Database lifecycle
 # ----------------------------------------------------------------------------------------------
 
-def admin_dsn(url: str) -> str:
-    """A libpq DSN (postgresql://) from any of the URL spellings Echo accepts."""
-    from sqlalchemy.engine import make_url
-
-    if url.startswith(("postgres://", "postgresql+")):
-        url = "postgresql://" + url.split("://", 1)[1]
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class Database:
-    def __init__(self, admin_url: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.admin = admin_dsn(admin_url)
-        self.name = f"echo_portal_bench_{uuid.uuid4().hex[:10]}"
-        self.dsn = make_url(self.admin).set(database=self.name).render_as_string(hide_password=False)
-        self.created = False
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        from echo.config import normalize_database_url
-
-        return normalize_database_url(self.dsn)
-
-    def create(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        self.created = True
-
-    def migrate(self) -> None:
-        from echo import migrate
-
-        migrate.upgrade(self.sqlalchemy_url)
-
-    def drop(self) -> None:
-        if not self.created:
-            return
-        import psycopg
-
-        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.created = False
+class Database(benchdb.Database):
+    PREFIX = "echo_portal_bench_"
 
 
 # ----------------------------------------------------------------------------------------------

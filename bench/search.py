@@ -658,8 +658,7 @@ def main() -> int:
 
     import psycopg
 
-    admin = seeding.admin_dsn(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    database = seeding.Database(admin)
+    database = seeding.Database(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     result: dict = {"repeat": args.repeat, "warmup": args.warmup}
     try:
         log(f"creating {database.name} and migrating")

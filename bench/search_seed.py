@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_corpus as corpus  # noqa: E402
+import benchdb  # noqa: E402
 
 CHUNK = 1000
 DAY = 86400.0
@@ -56,49 +57,8 @@ def log(msg: str) -> None:
 # Database lifecycle
 # ----------------------------------------------------------------------------------------------
 
-def admin_dsn(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    if url.startswith(("postgres://", "postgresql+")):
-        url = "postgresql://" + url.split("://", 1)[1]
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class Database:
-    def __init__(self, admin: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.admin = admin
-        self.name = f"echo_search_bench_{uuid.uuid4().hex[:10]}"
-        self.dsn = make_url(admin).set(database=self.name).render_as_string(hide_password=False)
-        self.created = False
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        from echo.config import normalize_database_url
-
-        return normalize_database_url(self.dsn)
-
-    def create(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        self.created = True
-
-    def migrate(self) -> None:
-        from echo import migrate
-
-        migrate.upgrade(self.sqlalchemy_url)
-
-    def drop(self) -> None:
-        if not self.created:
-            return
-        import psycopg
-
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.created = False
+class Database(benchdb.Database):
+    PREFIX = "echo_search_bench_"
 
 
 def schema_snapshot(conn) -> dict:
