@@ -22,7 +22,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
+
+from procs import children, cpu_seconds, free_port  # noqa: E402
 
 import payloads  # noqa: E402  (bench/payloads.py)
 
@@ -211,41 +212,9 @@ def echo_env(echo_src: Path | None, base: dict | None = None) -> dict:
 # gunicorn
 # --------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def gunicorn_bin() -> list[str]:
     script = Path(sys.executable).with_name("gunicorn")
     return [str(script)] if script.exists() else [sys.executable, "-m", "gunicorn"]
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    kids.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return kids
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -281,8 +250,8 @@ class Server:
         # (the whole process tree going quiet) so the warm-up doesn't overlap with app loading.
         pids, last = [self.proc.pid], None
         for _ in range(100):
-            pids = [self.proc.pid] + _children(self.proc.pid)
-            cpu = _cpu_seconds(pids)
+            pids = [self.proc.pid] + children(self.proc.pid)
+            cpu = cpu_seconds(pids)
             if last is not None and len(pids) > self.workers and cpu - last < 0.02:
                 break
             last = cpu
@@ -290,7 +259,7 @@ class Server:
         log(f"{self.name} answers on port {self.port} ({len(pids) - 1} workers)")
 
     def worker_pids(self) -> list[int]:
-        return _children(self.proc.pid) if self.proc else []
+        return children(self.proc.pid) if self.proc else []
 
     def first_error(self, lines: int = 40) -> str:
         """The first logged error with its traceback (what a non-200 left in gunicorn's log), else ''."""

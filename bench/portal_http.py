@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from procs import children, cpu_seconds, free_port  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -67,38 +69,6 @@ PROCS = Processes()
 atexit.register(PROCS.stop_all)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    kids.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return kids
-
-
-def _tree_cpu(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 class Gunicorn:
     """`gunicorn echo.wsgi:app --workers N --forwarded-allow-ips '*'` on a free localhost port
     (the Procfile's command, minus `--access-logfile -`: the access log is off)."""
@@ -138,7 +108,7 @@ class Gunicorn:
         last = None
         for _ in range(120):
             pids = [self.proc.pid] + children(self.proc.pid)
-            cpu = _tree_cpu(pids)
+            cpu = cpu_seconds(pids)
             if last is not None and len(pids) > self.workers and cpu - last < 0.02:
                 break
             last = cpu
