@@ -46,11 +46,15 @@ def _send_pending_jobs(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    for queue_name, func, args, options in pending:
-        try:
-            queue(queue_name).enqueue(func, *args, **options)
-        except Exception:  # Redis down: the row is committed; the outbox sweeper re-sends it.
-            log.exception("could not enqueue %s on %s", getattr(func, "__name__", func), queue_name)
+    # Every job of the transaction in one pipeline: one Redis round trip, whatever the count.
+    try:
+        with redis_connection().pipeline() as pipe:
+            for queue_name, func, args, options in pending:
+                queue(queue_name).enqueue(func, *args, pipeline=pipe, **options)
+            pipe.execute()
+    except Exception:  # Redis down: the rows are committed; the outbox sweeper re-sends them.
+        log.exception("could not enqueue %s", ", ".join(
+            f"{getattr(func, '__name__', func)} on {queue_name}" for queue_name, func, _a, _o in pending))
 
 
 @event.listens_for(Session, "after_rollback")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from echo.errors import InvalidPayload
 
@@ -15,13 +15,14 @@ class _Model(BaseModel):
     # Postmark adds fields over time; unknown ones are ignored, known ones are type-checked.
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _none_to_default(cls, value, info):
-        field = cls.model_fields[info.field_name]
-        if value is None and not field.is_required():
-            return field.get_default(call_default_factory=True)
-        return value
+    def _nulls_are_absent(cls, data):
+        # Postmark sends null for some absent values: they take the field's default (one pass per
+        # object rather than a validator per field: this runs for every header of every email).
+        if isinstance(data, dict) and None in data.values():
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class Address(_Model):

@@ -18,6 +18,7 @@ from echo.tickets.models import Ticket
 from echo.tickets.service import set_status
 
 MAX_SUBJECT = 1000
+REOPENS = ("pending", "resolved")  # a customer's reply on these reopens the ticket
 MAX_HEADER = 20_000
 
 
@@ -56,8 +57,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
         return IngestResult(delivery.ticket_id, delivery.number, delivery.thread_id, "duplicate")
     earlier = known.get(rfc_id) if rfc_id else None
     if earlier and earlier.origin == "inbound" and earlier.sender_email == sender_email:
-        ticket = db.session.get(Ticket, earlier.ticket_id)
-        return IngestResult(ticket.id, ticket.number, None, "duplicate")
+        return IngestResult(earlier.ticket.id, earlier.ticket.number, None, "duplicate")
     files = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
 
     customer = store.upsert_customer(conn, sender_email, sender_name)
@@ -67,7 +67,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     subject = " ".join(message.Subject.split())[:MAX_SUBJECT]
 
     match = threading.find_ticket(
-        customer_id=customer.id, candidates=candidates, known=known, mailbox_hash=message.MailboxHash,
+        conn, customer_id=customer.id, candidates=candidates, known=known, mailbox_hash=message.MailboxHash,
         subject=subject, secret=settings.secret_key,
     )
     previous = None
@@ -97,6 +97,10 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     body_text = message.TextBody or sanitize.html_to_text(body_html)
     thread_quarantined = spam and not created
     acknowledged = created and not (automated or quarantined or customer.email_bounced)
+    human_reply = match is not None and not automated and not spam
+    # A reply to an open, unassigned ticket only stamps its activity, in the write statement itself;
+    # reopening it or telling its assignee goes through the workflow services.
+    workflow = human_reply and (match.ticket.status in REOPENS or match.ticket.assigned_to is not None)
     store.write_message(
         conn,
         {
@@ -122,10 +126,11 @@ def ingest_email(message: InboundEmail) -> IngestResult:
                 "quarantined": quarantined or thread_quarantined, "attachments": len(files),
             },
         },
+        customer_replied=human_reply and not workflow,
     )
     db.session.add_all(stored_files)
-    if match and not automated and not spam:
-        _customer_replied(match.ticket, customer.id, thread_id)
+    if workflow:
+        _customer_replied(db.session.get(Ticket, match.ticket.id), customer.id, thread_id)
     return IngestResult(
         ticket_id, number, thread_id, "created" if created else "appended",
         matched_via=match.via if match else None, quarantined=quarantined or thread_quarantined,
@@ -136,7 +141,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
 def _customer_replied(ticket: Ticket, customer_id: uuid.UUID, thread_id: uuid.UUID) -> None:
     """A human reply reopens a waiting or resolved ticket and tells its assignee."""
     now = utcnow()
-    if ticket.status in ("pending", "resolved"):
+    if ticket.status in REOPENS:
         set_status(ticket, "open", actor=Actor.customer(customer_id), now=now)
     ticket.updated_at = ticket.last_customer_reply_at = now
     if ticket.assignee is not None and ticket.assignee.active:

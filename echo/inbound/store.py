@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from sqlalchemy import (
-    ARRAY, Connection, Text, bindparam, false, func, literal, literal_column, null, select, text, union_all,
+    ARRAY, Connection, Text, bindparam, false, func, literal, literal_column, null, select, text, union_all, update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import DBAPIError
@@ -62,11 +62,24 @@ def _run(conn: Connection, statement, params: dict) -> psycopg.Cursor:
 
 
 @dataclass(frozen=True)
+class TicketRef:
+    """What threading and the status effects need to know of a ticket, read without the ORM."""
+
+    id: uuid.UUID
+    number: str
+    customer_id: uuid.UUID | None
+    status: str
+    quarantined: bool
+    merged_into_id: uuid.UUID | None
+    assigned_to: uuid.UUID | None
+
+
+@dataclass(frozen=True)
 class Known:
     message_id: str
-    ticket_id: uuid.UUID
     origin: str
     sender_email: str | None
+    ticket: TicketRef
 
 
 @dataclass(frozen=True)
@@ -76,27 +89,66 @@ class Delivery:
     thread_id: uuid.UUID
 
 
+_TICKET_COLUMNS = (tickets.c.id.label("ticket_id"), tickets.c.number, tickets.c.customer_id, tickets.c.status,
+                   tickets.c.quarantined, tickets.c.merged_into_id, tickets.c.assigned_to)
+
+
+def _ref(row) -> TicketRef:
+    return TicketRef(row.ticket_id, row.number, row.customer_id, row.status, row.quarantined, row.merged_into_id,
+                     row.assigned_to)
+
+
 _LOOKUP = union_all(
-    select(literal("delivery").label("kind"), threads.c.ticket_id, tickets.c.number, threads.c.id.label("thread_id"),
-           null().label("origin"), null().label("sender_email"), null().label("message_id"))
+    select(literal("delivery").label("kind"), threads.c.id.label("thread_id"), null().label("origin"),
+           null().label("sender_email"), null().label("message_id"), *_TICKET_COLUMNS)
     .join(tickets, tickets.c.id == threads.c.ticket_id)
     .where(threads.c.postmark_message_id == bindparam("postmark_id")),
-    select(literal("id"), message_ids.c.ticket_id, null(), message_ids.c.thread_id, message_ids.c.origin,
-           threads.c.sender_email, message_ids.c.message_id)
+    select(literal("id"), message_ids.c.thread_id, message_ids.c.origin, threads.c.sender_email,
+           message_ids.c.message_id, *_TICKET_COLUMNS)
+    .join(tickets, tickets.c.id == message_ids.c.ticket_id)
     .outerjoin(threads, threads.c.id == message_ids.c.thread_id)
     .where(message_ids.c.message_id == func.any(bindparam("ids", type_=ARRAY(Text)))),
 )
 
 
 def lookup(conn: Connection, postmark_id: str, ids: list[str]) -> tuple[Delivery | None, dict[str, Known]]:
-    """The earlier delivery of this Postmark message (if any) and every known id among `ids`."""
+    """The earlier delivery of this Postmark message (if any) and every known id among `ids`, each
+    with its ticket (one round trip: a reply usually needs nothing more to be threaded)."""
     delivery, known = None, {}
     for row in _run(conn, _LOOKUP, {"postmark_id": postmark_id, "ids": ids}):
         if row.kind == "delivery":
             delivery = Delivery(row.ticket_id, row.number, row.thread_id)
         else:
-            known[row.message_id] = Known(row.message_id, row.ticket_id, row.origin, row.sender_email)
+            known[row.message_id] = Known(row.message_id, row.origin, row.sender_email, _ref(row))
     return delivery, known
+
+
+_TICKET_BY_ID = select(*_TICKET_COLUMNS).where(tickets.c.id == bindparam("id"))
+_TICKET_BY_SEQ = select(*_TICKET_COLUMNS).where(tickets.c.seq == bindparam("seq"),
+                                                tickets.c.customer_id == bindparam("customer_id"))
+
+
+def ticket_by_id(conn: Connection, ticket_id: uuid.UUID) -> TicketRef | None:
+    row = _run(conn, _TICKET_BY_ID, {"id": ticket_id}).fetchone()
+    return _ref(row) if row else None
+
+
+def customer_ticket_by_seq(conn: Connection, seq: int, customer_id: uuid.UUID) -> TicketRef | None:
+    """The customer's own ticket with this number, if it is theirs."""
+    row = _run(conn, _TICKET_BY_SEQ, {"seq": seq, "customer_id": customer_id}).fetchone()
+    return _ref(row) if row else None
+
+
+def survivor(conn: Connection, ticket: TicketRef) -> TicketRef:
+    """Follow merges to the ticket that lives on (bounded, in case of a cycle)."""
+    for _ in range(20):
+        if ticket.merged_into_id is None:
+            break
+        following = ticket_by_id(conn, ticket.merged_into_id)
+        if following is None:
+            break
+        ticket = following
+    return ticket
 
 
 _recent_tickets = (
@@ -144,7 +196,7 @@ THREAD_COLUMNS = (
 
 
 @cache
-def _write_statement(with_message_id: bool, with_acknowledgement: bool):
+def _write_statement(with_message_id: bool, with_acknowledgement: bool, with_reply: bool):
     """One statement whose CTEs insert the thread and whatever goes with it (a few cached variants)."""
     # Every column with a Python-side default is given explicitly: a CTE cannot run Python defaults.
     thread = insert(threads).values(
@@ -169,6 +221,9 @@ def _write_statement(with_message_id: bool, with_acknowledgement: bool):
             message_id=bindparam("ack_message_id"), ticket_id=bindparam("t_ticket_id"), origin="outbound",
             created_at=func.now(),
         ).cte("new_ack_id"))
+    if with_reply:
+        ctes.append(update(tickets).where(tickets.c.id == bindparam("t_ticket_id"))
+                    .values(updated_at=func.now(), last_customer_reply_at=func.now()).cte("replied"))
     ctes.append(insert(audit_log).values(
         actor=bindparam("actor"), action="tickets.inbound", target_type="ticket",
         target_id=bindparam("audit_target"), payload=bindparam("audit_payload", type_=JSONB), created_at=func.now(),
@@ -177,12 +232,14 @@ def _write_statement(with_message_id: bool, with_acknowledgement: bool):
 
 
 def write_message(conn: Connection, thread: dict, *, rfc_id: str | None, acknowledgement: dict | None,
-                  audit: dict) -> None:
+                  audit: dict, customer_replied: bool = False) -> None:
+    """Insert the thread with its message id, acknowledgement outbox row and audit row in one statement;
+    `customer_replied` also stamps the ticket's activity (a human reply that changes nothing else)."""
     params = {f"t_{c}": thread[c] for c in THREAD_COLUMNS}
     params.update(audit, audit_payload=Jsonb(audit["audit_payload"]))
     if rfc_id:
         params["rfc_id"] = rfc_id
     if acknowledgement:
         params.update(acknowledgement, ack_context=Jsonb(acknowledgement["ack_context"]))
-    _run(conn, _write_statement(rfc_id is not None, acknowledgement is not None), params)
+    _run(conn, _write_statement(rfc_id is not None, acknowledgement is not None, customer_replied), params)
 

@@ -11,12 +11,10 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection
 
-from echo.extensions import db
+from echo.inbound import store
 from echo.mail import reply_token
-from echo.tickets.models import Ticket
-from echo.tickets.service import survivor
 
 POSTMARK_DOMAIN = "mtasv.net"
 MAX_REFERENCES = 50
@@ -56,38 +54,31 @@ def candidate_ids(in_reply_to: str | None, references: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class Match:
-    ticket: Ticket
+    ticket: store.TicketRef
     via: str  # "header" | "token" | "subject"
 
 
 def find_ticket(
-    *, customer_id: uuid.UUID, candidates: list[str], known: dict, mailbox_hash: str,
-    subject: str, secret: str,
+    conn: Connection, *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, store.Known],
+    mailbox_hash: str, subject: str, secret: str,
 ) -> Match | None:
-    """Return the ticket this message replies to, or None for a new conversation."""
-    tickets: dict[uuid.UUID, Ticket] = {}
-    header_hits = [known[c] for c in candidates if c in known]
-    if header_hits:
-        ids = {hit.ticket_id for hit in header_hits}
-        tickets = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
-        for hit in header_hits:
-            ticket = tickets.get(hit.ticket_id)
-            if ticket and (hit.origin == "outbound" or ticket.customer_id == customer_id):
-                return Match(survivor(ticket), "header")
+    """Return the ticket this message replies to, or None for a new conversation.
+
+    `known` (from store.lookup) already carries the tickets of the referenced ids, so a reply
+    threaded by its headers costs no further query."""
+    for hit in (known[c] for c in candidates if c in known):
+        if hit.origin == "outbound" or hit.ticket.customer_id == customer_id:
+            return Match(store.survivor(conn, hit.ticket), "header")
 
     if mailbox_hash:
         ticket_id = reply_token.verify(secret, mailbox_hash.strip())
-        ticket = db.session.get(Ticket, ticket_id) if ticket_id else None
+        ticket = store.ticket_by_id(conn, ticket_id) if ticket_id else None
         if ticket:
-            return Match(survivor(ticket), "token")
+            return Match(store.survivor(conn, ticket), "token")
 
     number = _SUBJECT_NUMBER.search(subject or "")
     if number:
-        ticket = db.session.scalar(
-            select(Ticket).where(Ticket.seq == int(number.group(1)), Ticket.customer_id == customer_id)
-        )
+        ticket = store.customer_ticket_by_seq(conn, int(number.group(1)), customer_id)
         if ticket:
-            return Match(survivor(ticket), "subject")
+            return Match(store.survivor(conn, ticket), "subject")
     return None
-
-

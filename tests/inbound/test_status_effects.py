@@ -65,8 +65,10 @@ def test_spam_reply_never_reopens_and_is_quarantined(client, db):
 
 def test_reply_moves_ticket_activity_forward(client, db):
     ticket_id, message_id = open_ticket(client)
-    before = db.session.get(Ticket, ticket_id).updated_at
+    before = db.session.get(Ticket, ticket_id)
+    updated, replied = before.updated_at, before.last_customer_reply_at
     post_inbound(client, inbound_payload(in_reply_to=message_id))
     db.session.expire_all()
-    assert db.session.get(Ticket, ticket_id).updated_at > before
+    after = db.session.get(Ticket, ticket_id)
+    assert after.updated_at > updated and after.last_customer_reply_at > replied and after.status == "open"
     assert len(db.session.scalars(select(Thread).where(Thread.ticket_id == ticket_id)).all()) == 2
