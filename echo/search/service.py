@@ -15,13 +15,14 @@ hundred rows, and reports the estimate as an approximate total.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sqlalchemy import Select, Uuid, any_, bindparam, func, literal, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement, Float, Select, Text, Uuid, any_, bindparam, func, literal, literal_column, or_, select, text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from echo.customers.models import Customer
@@ -52,7 +53,6 @@ class SearchResult:
     ticket_ids: list[uuid.UUID]
     total: int
     capped: bool
-    snippets: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 def shortcut(query: str) -> Shortcut | None:
@@ -75,6 +75,24 @@ def _tsquery(query: str, config: str = "english"):
     return func.websearch_to_tsquery(_CONFIGS[config], query)
 
 
+# The opening round trip. The statements after it depend on the words, so plan each with them
+# (never a generic cached plan) and never pay for JIT compilation; then the table's size as the
+# planner knows it (kept by autovacuum), the planner's estimate of matching tickets, and the
+# customers whose name or address matches.
+_QUERY = bindparam("q", type_=Text)
+_FRAGMENT = bindparam("fragment", type_=Text)
+_CUSTOMER_MATCH = or_(Customer.search_vector.op("@@")(func.websearch_to_tsquery(_CONFIGS["simple"], _QUERY)),
+                      Customer.email.ilike(_FRAGMENT, escape="\\"))
+_matching_customers = select(Customer.id).where(_CUSTOMER_MATCH).limit(CUSTOMER_LIMIT + 1).subquery()
+_OPENING = select(
+    func.set_config("plan_cache_mode", "force_custom_plan", True), func.set_config("jit", "off", True),
+    select(func.greatest(literal_column("reltuples"), 0)).select_from(text("pg_class"))
+    .where(text("oid = 'tickets'::regclass")).scalar_subquery(),
+    func.echo_estimated_matches(_QUERY, type_=Float),
+    select(func.array_agg(_matching_customers.c.id)).scalar_subquery(),
+)
+
+
 def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked: bool = False) -> SearchResult:
     """Apply a search to `base` (a filtered `select(Ticket)`), returning one page of ticket ids.
 
@@ -84,20 +102,13 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     walked in index order. The last two report the estimate as an approximate total."""
     query = query.strip()[:MAX_QUERY]
     words, fragment = _tsquery(query), f"%{_escape_like(query.lower())}%"
-    customer_match = or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
-                         Customer.email.ilike(fragment, escape="\\"))
-    matching_customers = select(Customer.id).where(customer_match).limit(CUSTOMER_LIMIT + 1).subquery()
-    # One round trip: the statements below depend on the words, so plan each with them (never a
-    # generic cached plan) and never pay for JIT compilation; the table's size as the planner knows
-    # it (kept by autovacuum); the customers whose name or address matches.
-    _, _, tickets, customer_ids = db.session.execute(select(
-        func.set_config("plan_cache_mode", "force_custom_plan", True), func.set_config("jit", "off", True),
-        _TICKET_ROWS, select(func.array_agg(matching_customers.c.id)).scalar_subquery(),
-    )).one()
-    tickets, customer_ids = float(tickets or 0), customer_ids or []
+    _, _, tickets, estimate, customer_ids = db.session.execute(_OPENING, {"q": query, "fragment": fragment}).one()
+    tickets, estimate, customer_ids = float(tickets or 0), float(estimate or 0), customer_ids or []
     conditions = [Ticket.search_document.op("@@")(words)]
     many_customers = len(customer_ids) > CUSTOMER_LIMIT
     if many_customers:
+        customer_match = or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
+                             Customer.email.ilike(fragment, escape="\\"))
         conditions.append(select(literal(1)).where(Customer.id == Ticket.customer_id, customer_match).offset(0).exists())
     elif customer_ids:
         conditions.append(Ticket.customer_id == any_(bindparam("customer_ids", customer_ids, type_=ARRAY(Uuid))))
@@ -105,17 +116,11 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
         conditions.append(Ticket.number.ilike(fragment, escape="\\"))
     matching = base.where(or_(*conditions))
     offset = (page - 1) * per_page
-    estimate = estimated_matches(query)
     rank = func.ts_rank_cd(Ticket.search_document, words) if ranked else None
     if many_customers or estimate > walk_threshold(tickets):
-        result = _walk(matching, rank, per_page, offset, estimate)
-    else:
-        result = None
-        if estimate > EXACT_LIMIT:
-            result = _newest_stretch(matching, rank, per_page, offset, estimate, tickets)
-        result = result or _every_match(matching, rank, per_page, offset)
-    result.snippets = snippets(result.ticket_ids, query)
-    return result
+        return _walk(matching, rank, per_page, offset, estimate)
+    result = _newest_stretch(matching, rank, per_page, offset, estimate, tickets) if estimate > EXACT_LIMIT else None
+    return result or _every_match(matching, rank, per_page, offset)
 
 
 def _walk(matching: Select, rank, per_page: int, offset: int, estimate: float) -> SearchResult:
@@ -178,20 +183,10 @@ _STRETCH_START = text("SELECT updated_at FROM tickets WHERE quarantined = false 
                       "ORDER BY updated_at DESC OFFSET :span LIMIT 1")
 
 
-_ESTIMATE = text("EXPLAIN (FORMAT JSON) SELECT 1 FROM tickets "
-                 "WHERE search_document @@ websearch_to_tsquery('english'::regconfig, :q)")
-
-
 def estimated_matches(query: str) -> float:
     """How many tickets' documents PostgreSQL expects to match: its estimate from the column's
-    word statistics, planned with this very query (EXPLAIN plans afresh with the parameter)."""
-    plan = db.session.scalar(_ESTIMATE, {"q": query})
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return float(plan[0]["Plan"]["Plan Rows"])
-
-
-_TICKET_ROWS = (select(func.greatest(literal_column("reltuples"), 0)).select_from(text("pg_class"))
-                .where(text("oid = 'tickets'::regclass")).scalar_subquery())
+    word statistics, planned with this very query (see the echo_estimated_matches migration)."""
+    return float(db.session.scalar(select(func.echo_estimated_matches(_QUERY, type_=Float)), {"q": query}) or 0)
 
 
 def walk_threshold(tickets: float) -> float:
@@ -202,26 +197,26 @@ def walk_threshold(tickets: float) -> float:
     return max(500.0, math.sqrt(125.0 * tickets))
 
 
-def snippets(ticket_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, str]:
-    """A highlighted excerpt for each ticket on the page (HTML-escaped): its newest message that
-    matches the whole query, else (the words are spread over several messages, or the ticket
-    matched by customer or number) its newest message, with whatever words it holds marked."""
-    if not ticket_ids:
-        return {}
-    words = _tsquery(query)
-    page = func.unnest(bindparam("page_ids", ticket_ids, type_=ARRAY(Uuid))).table_valued("id").render_derived()
-    newest = select(Thread.stripped_text).where(Thread.ticket_id == page.c.id).order_by(Thread.created_at.desc()).limit(1)
+def _snippet_of(ticket_id) -> ColumnElement[str]:
+    """A highlighted excerpt of one ticket (HTML-escaped), for the search words bound as `q`: its
+    newest message that matches the whole query, else (the words are spread over several
+    messages, or the ticket matched by customer or number) its newest message, with whatever
+    words it holds marked."""
+    words = func.websearch_to_tsquery(_CONFIGS["english"], _QUERY)
+    newest = (select(Thread.stripped_text).where(Thread.ticket_id == ticket_id)
+              .order_by(Thread.created_at.desc()).limit(1).correlate(Ticket))
     # `IS TRUE` keeps the match a per-message check on the ticket's newest messages: as a bare
     # `@@`, the planner ANDs a scan of the whole GIN index into every lookup.
-    matched = newest.where(Thread.search_vector.op("@@")(words).is_(True)).lateral("matched")
-    latest = newest.where(matched.c.stripped_text.is_(None)).lateral("latest")  # only when nothing matched
-    text_ = func.left(func.coalesce(matched.c.stripped_text, latest.c.stripped_text), SNIPPET_SOURCE_CHARS)
+    matched = newest.where(Thread.search_vector.op("@@")(words).is_(True)).scalar_subquery()
+    text_ = func.left(func.coalesce(matched, newest.scalar_subquery()), SNIPPET_SOURCE_CHARS)
     escaped = func.replace(func.replace(func.replace(text_, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
-    rows = db.session.execute(
-        select(page.c.id, func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE))
-        .select_from(page).outerjoin(matched, literal(True)).outerjoin(latest, literal(True))
-    )
-    return {ticket_id: headline for ticket_id, headline in rows if headline}
+    return func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE)
+
+
+# One page of search results: the tickets (with their customer and assignee) and their snippets,
+# in one statement built once; `ids` and `q` are bound per search.
+SEARCH_PAGE = select(Ticket, _snippet_of(Ticket.id).label("snippet")).where(
+    Ticket.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
 
 
 def _escape_like(value: str) -> str:

@@ -11,7 +11,7 @@ from echo.agents.models import Agent
 from echo.customers.models import Customer
 from echo.extensions import db
 from echo.mail.models import OutboxMessage
-from echo.search.service import search_tickets
+from echo.search.service import MAX_QUERY, SEARCH_PAGE, search_tickets
 from echo.tickets.models import STATUSES, Thread, Ticket
 
 
@@ -58,8 +58,11 @@ def list_tickets(filters: TicketFilters) -> TicketPage:
     base = filtered(filters)
     if filters.q:
         found = search_tickets(filters.q, base, page=filters.page, per_page=filters.per_page, ranked=filters.ranked)
-        by_id = {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(found.ticket_ids)))}
-        return TicketPage([by_id[i] for i in found.ticket_ids if i in by_id], found.total, found.capped, found.snippets)
+        rows = db.session.execute(SEARCH_PAGE, {"ids": found.ticket_ids, "q": filters.q.strip()[:MAX_QUERY]}).all()
+        by_id = {ticket.id: (ticket, snippet) for ticket, snippet in rows}
+        page = [by_id[i] for i in found.ticket_ids if i in by_id]
+        return TicketPage([ticket for ticket, _ in page], found.total, found.capped,
+                          {ticket.id: snippet for ticket, snippet in page if snippet})
     # Counted up to COUNT_CAP + 1 like the tabs: past that the page says "more than 10,000".
     total = db.session.scalar(select(func.count()).select_from(
         base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery()))
