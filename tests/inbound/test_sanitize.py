@@ -3,8 +3,10 @@
 import uuid
 from html.parser import HTMLParser
 
+import nh3
 import pytest
 
+from echo.inbound import sanitize
 from echo.inbound.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, html_to_text, sanitize_html, stripped_reply
 from echo.tickets.models import Thread
 from tests.mailbuilder import inbound_payload, post_inbound
@@ -96,6 +98,25 @@ def test_cid_images_point_at_echo_attachment_urls_and_unknown_cids_are_dropped()
                           {"logo@01d9": "/tickets/attachments/123"})
     assert '<img src="/tickets/attachments/123">' in clean
     assert "cid:" not in clean
+
+
+LINKS = [
+    '<a href="/tickets/TKT-0001/status">relative</a>', '<img src="/tickets/attachments/x">',
+    '<a href="//evil.test/x">protocol-relative</a>', '<a href="?q=1">query</a>', '<img src="x.png">',
+    '<a href="mailto:me@ok.test">mail</a>', '<a href="https://ok.test/a" title="cited">ok</a>',
+    '<blockquote type="cite"><a href="/x">quoted</a></blockquote>', '<blockquote cite="javascript:alert(1)">q</blockquote>',
+    '<blockquote CITE = "/relative">q</blockquote>',
+]
+
+
+@pytest.mark.parametrize("html", LINKS + XSS_VECTORS)
+def test_mail_without_inline_images_is_cleaned_exactly_as_the_filtering_path_would(html):
+    # Such mail takes a prebuilt cleaner that denies relative URLs itself; the result must be the
+    # same as the general path's, whose Python filter drops them.
+    general = nh3.clean(html, **sanitize._OPTIONS, attribute_filter=sanitize._url_filter({}))
+    assert sanitize_html(html) == general
+    assert 'href="/' not in general and 'src="/' not in general and "//evil" not in general
+    assert_inert(general)
 
 
 def test_html_only_mail_gets_a_text_rendering():
