@@ -33,7 +33,8 @@ MAX_QUERY = 200
 RANK_WINDOW = 500  # a very common query ranks its newest this many matches
 EXACT_LIMIT = 1000  # up to this many estimated matches, every one is fetched and counted
 CUSTOMER_LIMIT = 1000
-SNIPPET_SOURCE_CHARS = 3000  # a snippet is cut from the first this many characters of the message  # more matching customers than this: check the customer ticket by ticket instead
+SNIPPET_SOURCE_CHARS = 3000  # a snippet is cut from the first this many characters of the message
+SNIPPET_MESSAGES = 5  # ... of the newest of a ticket's newest this many messages that holds every word
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _NUMBER_FRAGMENT = re.compile(r"\d|tkt", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -198,17 +199,18 @@ def walk_threshold(tickets: float) -> float:
 
 
 def _snippet_of(ticket_id) -> ColumnElement[str]:
-    """A highlighted excerpt of one ticket (HTML-escaped), for the search words bound as `q`: its
-    newest message that matches the whole query, else (the words are spread over several
-    messages, or the ticket matched by customer or number) its newest message, with whatever
-    words it holds marked."""
+    """A highlighted excerpt of one ticket (HTML-escaped), for the search words bound as `q`: the
+    newest of its last SNIPPET_MESSAGES messages that matches the whole query, else (the words are
+    spread over several messages, or the ticket matched by customer or number) its newest message,
+    with whatever words it holds marked. Bounded, so a long ticket costs no more than a short one."""
     words = func.websearch_to_tsquery(_CONFIGS["english"], _QUERY)
-    newest = (select(Thread.stripped_text).where(Thread.ticket_id == ticket_id)
-              .order_by(Thread.created_at.desc()).limit(1).correlate(Ticket))
-    # `IS TRUE` keeps the match a per-message check on the ticket's newest messages: as a bare
-    # `@@`, the planner ANDs a scan of the whole GIN index into every lookup.
-    matched = newest.where(Thread.search_vector.op("@@")(words).is_(True)).scalar_subquery()
-    text_ = func.left(func.coalesce(matched, newest.scalar_subquery()), SNIPPET_SOURCE_CHARS)
+    newest = (select(Thread.stripped_text, Thread.search_vector, Thread.created_at)
+              .where(Thread.ticket_id == ticket_id).order_by(Thread.created_at.desc()).correlate(Ticket))
+    recent = newest.limit(SNIPPET_MESSAGES).subquery("recent")
+    matched = (select(recent.c.stripped_text).where(recent.c.search_vector.op("@@")(words))
+               .order_by(recent.c.created_at.desc()).limit(1).scalar_subquery())
+    latest = newest.with_only_columns(Thread.stripped_text).limit(1).scalar_subquery()
+    text_ = func.left(func.coalesce(matched, latest), SNIPPET_SOURCE_CHARS)
     escaped = func.replace(func.replace(func.replace(text_, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
     return func.ts_headline(_CONFIGS["english"], escaped, words, _HEADLINE)
 
