@@ -3,7 +3,9 @@
 Each request makes at most four statements before the commit: one lookup (earlier delivery
 and every referenced message id together), one customer upsert that also counts the
 sender's recent tickets, one ticket insert for a new conversation, and one statement whose
-CTEs write the thread, its message id, the acknowledgement's outbox row and the audit row.
+CTEs write the thread, its message id, the acknowledgement's outbox row, the audit row and,
+for a reply that changes nothing else, the ticket's activity stamp. The lookup also returns
+the ticket of every referenced id, so threading a reply by its headers needs no query of its own.
 The statements are SQLAlchemy Core, compiled to the driver's SQL on first use and then run on
 the request's own psycopg connection (inside the session's transaction), which skips
 re-deriving cache keys and building SQLAlchemy result objects on every request.

@@ -34,7 +34,7 @@ RANK_WINDOW = 500  # a very common query ranks its newest this many matches
 EXACT_LIMIT = 1000  # up to this many estimated matches, every one is fetched and counted
 CUSTOMER_LIMIT = 1000
 SNIPPET_SOURCE_CHARS = 3000  # a snippet is cut from the first this many characters of the message
-SNIPPET_MESSAGES = 5  # ... of the newest of a ticket's newest this many messages that holds every word
+SNIPPET_MESSAGES = 5  # ... of the newest of a ticket's last this many messages that holds every word
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _NUMBER_FRAGMENT = re.compile(r"\d|tkt", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -54,6 +54,7 @@ class SearchResult:
     ticket_ids: list[uuid.UUID]
     total: int
     capped: bool
+    query: str = ""  # the words as searched (trimmed), for the page's snippets
 
 
 def shortcut(query: str) -> Shortcut | None:
@@ -108,9 +109,8 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     conditions = [Ticket.search_document.op("@@")(words)]
     many_customers = len(customer_ids) > CUSTOMER_LIMIT
     if many_customers:
-        customer_match = or_(Customer.search_vector.op("@@")(_tsquery(query, "simple")),
-                             Customer.email.ilike(fragment, escape="\\"))
-        conditions.append(select(literal(1)).where(Customer.id == Ticket.customer_id, customer_match).offset(0).exists())
+        conditions.append(select(literal(1)).where(Customer.id == Ticket.customer_id, _CUSTOMER_MATCH).offset(0)
+                          .params(q=query, fragment=fragment).exists())
     elif customer_ids:
         conditions.append(Ticket.customer_id == any_(bindparam("customer_ids", customer_ids, type_=ARRAY(Uuid))))
     if len(query) >= 3 and _NUMBER_FRAGMENT.search(query):  # numbers look like TKT-0042: digits or "tkt"
@@ -119,9 +119,12 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     offset = (page - 1) * per_page
     rank = func.ts_rank_cd(Ticket.search_document, words) if ranked else None
     if many_customers or estimate > walk_threshold(tickets):
-        return _walk(matching, rank, per_page, offset, estimate)
-    result = _newest_stretch(matching, rank, per_page, offset, estimate, tickets) if estimate > EXACT_LIMIT else None
-    return result or _every_match(matching, rank, per_page, offset)
+        result = _walk(matching, rank, per_page, offset, estimate)
+    else:
+        result = _newest_stretch(matching, rank, per_page, offset, estimate, tickets) if estimate > EXACT_LIMIT else None
+        result = result or _every_match(matching, rank, per_page, offset)
+    result.query = query
+    return result
 
 
 def _walk(matching: Select, rank, per_page: int, offset: int, estimate: float) -> SearchResult:

@@ -11,7 +11,7 @@ from echo.agents.models import Agent
 from echo.customers.models import Customer
 from echo.extensions import db
 from echo.mail.models import OutboxMessage
-from echo.search.service import MAX_QUERY, SEARCH_PAGE, search_tickets
+from echo.search.service import SEARCH_PAGE, search_tickets
 from echo.tickets.models import STATUSES, Thread, Ticket
 
 
@@ -58,7 +58,7 @@ def list_tickets(filters: TicketFilters) -> TicketPage:
     base = filtered(filters)
     if filters.q:
         found = search_tickets(filters.q, base, page=filters.page, per_page=filters.per_page, ranked=filters.ranked)
-        rows = db.session.execute(SEARCH_PAGE, {"ids": found.ticket_ids, "q": filters.q.strip()[:MAX_QUERY]}).all()
+        rows = db.session.execute(SEARCH_PAGE, {"ids": found.ticket_ids, "q": found.query}).all() if found.ticket_ids else []
         by_id = {ticket.id: (ticket, snippet) for ticket, snippet in rows}
         page = [by_id[i] for i in found.ticket_ids if i in by_id]
         return TicketPage([ticket for ticket, _ in page], found.total, found.capped,

@@ -9,7 +9,8 @@ from sqlalchemy import func, insert, literal_column, select, text, update
 from echo.actors import SYSTEM
 from echo.db import utcnow
 from echo.privacy.service import erase_customer
-from echo.search.service import EXACT_LIMIT, estimated_matches, walk_threshold
+from echo.customers.models import Customer
+from echo.search.service import CUSTOMER_LIMIT, EXACT_LIMIT, estimated_matches, walk_threshold
 from echo.tickets.models import Thread, Ticket
 from echo.tickets.queries import TicketFilters, list_tickets
 from echo.tickets.service import merge
@@ -155,3 +156,15 @@ def test_thousands_of_matches_search_the_newest_stretch_and_widen_it_until_the_p
     assert EXACT_LIMIT < estimated_matches("heron") < walk_threshold(_table_size(db))
     herons = list_tickets(TicketFilters(q="heron", per_page=25))
     assert herons.capped and [t.subject.split()[1] for t in herons.tickets] == [str(n) for n in range(10_000, 10_200, 8)]
+
+
+def test_more_matching_customers_than_the_limit_are_checked_ticket_by_ticket(db):
+    db.session.execute(insert(Customer), [
+        {"id": uuid.uuid4(), "email": f"person{i}@acme-widgets.test", "display_name": f"Person {i}"}
+        for i in range(CUSTOMER_LIMIT + 1)
+    ])
+    db.session.commit()
+    acme = db.session.scalar(select(Customer).where(Customer.email == "person7@acme-widgets.test"))
+    TicketFactory(customer=acme, subject="Order question")
+    TicketFactory(subject="Something else")
+    assert found("acme-widgets") == ["Order question"]
