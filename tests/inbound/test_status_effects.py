@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from echo.tickets.models import Thread, Ticket
+from echo.tickets.queries import TicketFilters, list_tickets
 from tests.mailbuilder import inbound_payload, post_inbound
 
 
@@ -67,8 +68,10 @@ def test_reply_moves_ticket_activity_forward(client, db):
     ticket_id, message_id = open_ticket(client)
     before = db.session.get(Ticket, ticket_id)
     updated, replied = before.updated_at, before.last_customer_reply_at
-    post_inbound(client, inbound_payload(in_reply_to=message_id))
+    post_inbound(client, inbound_payload(in_reply_to=message_id, text="The zanzibarish report is still empty."))
     db.session.expire_all()
     after = db.session.get(Ticket, ticket_id)
     assert after.updated_at > updated and after.last_customer_reply_at > replied and after.status == "open"
+    # The activity stamp and the search document's trigger both update the ticket in that statement.
+    assert [t.id for t in list_tickets(TicketFilters(q="zanzibarish")).tickets] == [ticket_id]
     assert len(db.session.scalars(select(Thread).where(Thread.ticket_id == ticket_id)).all()) == 2
