@@ -34,7 +34,7 @@ RANK_WINDOW = 500  # a very common query ranks its newest this many matches
 EXACT_LIMIT = 1000  # up to this many estimated matches, every one is fetched and counted
 CUSTOMER_LIMIT = 1000
 SNIPPET_SOURCE_CHARS = 3000  # a snippet is cut from the first this many characters of the message
-SNIPPET_MESSAGES = 5  # ... of the newest of a ticket's last this many messages that holds every word
+SNIPPET_MESSAGES = 5  # the message is the newest of a ticket's last this many that holds every word
 _NUMBER = re.compile(r"^\s*(?:TKT-?)0*(\d{1,12})\s*$", re.IGNORECASE)
 _NUMBER_FRAGMENT = re.compile(r"\d|tkt", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -73,7 +73,7 @@ def shortcut(query: str) -> Shortcut | None:
 _CONFIGS = {"english": literal_column("'english'::regconfig"), "simple": literal_column("'simple'::regconfig")}
 
 
-def _tsquery(query: str, config: str = "english"):
+def _tsquery(query, config: str = "english"):  # the words, or a bind parameter for them
     return func.websearch_to_tsquery(_CONFIGS[config], query)
 
 
@@ -83,14 +83,15 @@ def _tsquery(query: str, config: str = "english"):
 # customers whose name or address matches.
 _QUERY = bindparam("q", type_=Text)
 _FRAGMENT = bindparam("fragment", type_=Text)
-_CUSTOMER_MATCH = or_(Customer.search_vector.op("@@")(func.websearch_to_tsquery(_CONFIGS["simple"], _QUERY)),
+_CUSTOMER_MATCH = or_(Customer.search_vector.op("@@")(_tsquery(_QUERY, "simple")),
                       Customer.email.ilike(_FRAGMENT, escape="\\"))
+_ESTIMATE = func.echo_estimated_matches(_QUERY, type_=Float)  # see the migration that adds it
 _matching_customers = select(Customer.id).where(_CUSTOMER_MATCH).limit(CUSTOMER_LIMIT + 1).subquery()
 _OPENING = select(
     func.set_config("plan_cache_mode", "force_custom_plan", True), func.set_config("jit", "off", True),
     select(func.greatest(literal_column("reltuples"), 0)).select_from(text("pg_class"))
     .where(text("oid = 'tickets'::regclass")).scalar_subquery(),
-    func.echo_estimated_matches(_QUERY, type_=Float),
+    _ESTIMATE,
     select(func.array_agg(_matching_customers.c.id)).scalar_subquery(),
 )
 
@@ -190,7 +191,7 @@ _STRETCH_START = text("SELECT updated_at FROM tickets WHERE quarantined = false 
 def estimated_matches(query: str) -> float:
     """How many tickets' documents PostgreSQL expects to match: its estimate from the column's
     word statistics, planned with this very query (see the echo_estimated_matches migration)."""
-    return float(db.session.scalar(select(func.echo_estimated_matches(_QUERY, type_=Float)), {"q": query}) or 0)
+    return float(db.session.scalar(select(_ESTIMATE), {"q": query}) or 0)
 
 
 def walk_threshold(tickets: float) -> float:
@@ -206,7 +207,7 @@ def _snippet_of(ticket_id) -> ColumnElement[str]:
     newest of its last SNIPPET_MESSAGES messages that matches the whole query, else (the words are
     spread over several messages, or the ticket matched by customer or number) its newest message,
     with whatever words it holds marked. Bounded, so a long ticket costs no more than a short one."""
-    words = func.websearch_to_tsquery(_CONFIGS["english"], _QUERY)
+    words = _tsquery(_QUERY)
     newest = (select(Thread.stripped_text, Thread.search_vector, Thread.created_at)
               .where(Thread.ticket_id == ticket_id).order_by(Thread.created_at.desc()).correlate(Ticket))
     recent = newest.limit(SNIPPET_MESSAGES).subquery("recent")
