@@ -7,6 +7,11 @@ from sqlalchemy import DateTime, Uuid, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 
+# References between rows one transaction writes together (an outbox row and its thread, a message
+# id and its thread): checked at COMMIT, so whatever order the rows are written in is safe.
+DEFERRED = {"deferrable": True, "initially": "DEFERRED"}
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

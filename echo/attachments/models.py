@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from echo.db import created_at, uuid_pk
+from echo.db import DEFERRED, created_at, uuid_pk
 from echo.extensions import db
 
 
@@ -14,7 +14,7 @@ class Attachment(db.Model):
     __tablename__ = "attachments"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id"), nullable=False, index=True)
+    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id", **DEFERRED), nullable=False, index=True)
     filename: Mapped[str] = mapped_column(Text, nullable=False)
     content_type: Mapped[str] = mapped_column(String(255), nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -7,7 +7,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, St
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from echo.db import created_at, utcnow, uuid_pk
+from echo.db import DEFERRED, created_at, utcnow, uuid_pk
 from echo.extensions import db
 
 STATES = ("queued", "sending", "sent", "delivered", "failed", "expired")
@@ -24,8 +24,8 @@ class OutboxMessage(db.Model):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
-    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"), index=True)
-    thread_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("threads.id"), index=True)
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id", **DEFERRED), index=True)
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("threads.id", **DEFERRED), index=True)
     to_email: Mapped[str] = mapped_column(String(320), nullable=False)
     context: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued", server_default="queued")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from echo.portal.schemas import MAX_BODY
+from echo.tickets.models import CATEGORIES
 
 
 def _error(description: str) -> dict:
@@ -120,8 +121,7 @@ def document() -> dict:
                                  "properties": {"subject": {"type": "string", "minLength": 1, "maxLength": 200,
                                                             "pattern": r"\S"},
                                                 "body": text_body,
-                                                "category": {"type": "string", "nullable": True, "enum": [
-                                                    "account", "billing", "bug_report", "feature_request"]}}},
+                                                "category": {"type": "string", "nullable": True, "enum": list(CATEGORIES)}}},
                 "Created": {"type": "object", "required": ["id", "number", "subject", "status", "created_at"],
                             "properties": {"id": {"type": "string"}, "number": {"type": "string"},
                                            "subject": {"type": "string"}, "status": status,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from echo.errors import InvalidPayload
-from echo.tickets.models import Ticket
+from echo.tickets.models import Category, Ticket
 
 STATUS_FOR_CUSTOMER = {"open": "open", "pending": "waiting_for_you", "resolved": "resolved", "closed": "resolved"}
 MAX_BODY = 20_000
@@ -23,7 +23,7 @@ class _In(BaseModel):
 class CreateTicketIn(_In):
     subject: Subject
     body: Body
-    category: Literal["account", "billing", "bug_report", "feature_request"] | None = None
+    category: Category | None = None
 
 
 class ReplyIn(_In):

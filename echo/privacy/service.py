@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from echo.actors import Actor
 from echo.attachments.models import Attachment
@@ -68,24 +68,29 @@ def erase_customer(email: str, *, actor: Actor, today: date | None = None) -> Re
     receipt.customer_id = customer.id
     marker = f"[erased per DSR {today.isoformat()}]"
     ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer.id).scalar_subquery()
+    # Every message on their own tickets (ours quote them) and every message they sent anywhere else
+    # (a reply-all onto a colleague's ticket): their words are erased wherever they live.
+    theirs = or_(Thread.ticket_id.in_(ticket_ids), Thread.customer_id == customer.id)
+    thread_ids = db.session.scalars(select(Thread.id).where(theirs)).all()
 
     receipt.tickets = db.session.execute(
         update(Ticket).where(Ticket.customer_id == customer.id).values(subject=marker)
     ).rowcount
     receipt.threads = db.session.execute(
-        update(Thread).where(Thread.ticket_id.in_(ticket_ids))
+        update(Thread).where(Thread.id.in_(thread_ids))
         .values(body_text=marker, body_html="", stripped_text=marker, subject=None, sender_email=None,
                 sender_name=None, in_reply_to=None, references=None, rfc_message_id=None, erased_at=utcnow())
+        .execution_options(synchronize_session=False)
     ).rowcount
     files = db.session.scalars(
-        select(Attachment).join(Thread, Thread.id == Attachment.thread_id)
-        .where(Thread.ticket_id.in_(ticket_ids), Attachment.erased_at.is_(None))
+        select(Attachment).where(Attachment.thread_id.in_(thread_ids), Attachment.erased_at.is_(None))
     ).all()
     for file in files:
         receipt.storage_keys.append(file.s3_key)
         file.erased_at, file.filename = utcnow(), "[erased]"
     receipt.attachments = len(files)
-    db.session.execute(delete(MessageId).where(MessageId.ticket_id.in_(ticket_ids)))
+    db.session.execute(delete(MessageId).where(or_(MessageId.ticket_id.in_(ticket_ids),
+                                                   MessageId.thread_id.in_(thread_ids))))
     receipt.outbox_rows = db.session.execute(
         update(OutboxMessage).where(OutboxMessage.to_email == customer.email).values(to_email=DELETED, context={})
     ).rowcount

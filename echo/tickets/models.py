@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Literal, get_args
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -11,10 +12,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from echo.db import created_at, utcnow, uuid_pk
+from echo.db import DEFERRED, created_at, utcnow, uuid_pk
 from echo.extensions import db
 
 STATUSES = ("open", "pending", "resolved", "closed")
+Category = Literal["account", "billing", "bug_report", "feature_request"]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 DIRECTIONS = ("inbound", "outbound", "internal")
 SOURCES = ("email", "portal", "console", "snapshot", "import")
 
@@ -30,6 +33,7 @@ class Ticket(db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'pending', 'resolved', 'closed')", name="status"),
         CheckConstraint("merged_into_id IS NULL OR merged_into_id <> id", name="not_merged_into_self"),
+        CheckConstraint(f"category IS NULL OR category IN {CATEGORIES!r}", name="category"),
         # Only internal (Investigate) tickets have no customer.
         CheckConstraint("customer_id IS NOT NULL OR source = 'snapshot'", name="customer_unless_internal"),
         Index("ix_tickets_customer_created", "customer_id", "created_at"),
@@ -143,8 +147,8 @@ class MessageId(db.Model):
     __table_args__ = (CheckConstraint("origin IN ('inbound', 'outbound')", name="origin"),)
 
     message_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id"), nullable=False, index=True)
-    thread_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("threads.id"))
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", **DEFERRED), nullable=False, index=True)
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("threads.id", **DEFERRED))
     origin: Mapped[str] = mapped_column(String(16), nullable=False)
     created_at: Mapped[datetime] = created_at()
 

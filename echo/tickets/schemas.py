@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from echo.errors import InvalidPayload
 from echo.mail.models import OutboxMessage
-from echo.tickets.models import Thread, Ticket
+from echo.tickets.models import Category, Thread, Ticket
 
 
 class _Strict(BaseModel):
@@ -29,7 +29,7 @@ class TicketPatch(_Strict):
     status: Literal["open", "pending", "resolved", "closed"] | None = None
     assignee: Annotated[str, Field(max_length=320)] | None = None
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] | None = None
-    category: Literal["account", "billing", "bug_report", "feature_request"] | None = None
+    category: Category | None = None
 
 
 class MergeIn(_Strict):

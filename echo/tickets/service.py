@@ -17,9 +17,9 @@ from echo.audit import service as audit
 from echo.db import utcnow
 from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
 from echo.extensions import db
-from echo.tickets.models import STATUSES, MessageId, Thread, Ticket
+from echo.tickets.models import CATEGORIES, STATUSES, MessageId, Thread, Ticket
 
-CATEGORIES = ("account", "billing", "bug_report", "feature_request")
+DONE = ("resolved", "closed")
 MAX_TAGS = 30
 _NUMBER = re.compile(r"^\s*(?:TKT-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
 _TAG_JUNK = re.compile(r"[^a-z0-9_:.\-]+")
@@ -79,7 +79,7 @@ def set_status(ticket: Ticket, status: str, *, actor: Actor, now: datetime | Non
     now = now or utcnow()
     previous, ticket.status = ticket.status, status
     ticket.status_changed_at = ticket.updated_at = now
-    ticket.closed_at = (ticket.closed_at or now) if status in ("resolved", "closed") else None
+    ticket.closed_at = (ticket.closed_at or now) if status in DONE else None
     audit.record(actor, "tickets.status", "ticket", ticket.id, old=previous, new=status)
 
 
@@ -178,12 +178,13 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
     moved = db.session.execute(update(Thread).where(Thread.ticket_id == source.id).values(ticket_id=into.id)).rowcount
     db.session.execute(update(MessageId).where(MessageId.ticket_id == source.id).values(ticket_id=into.id))
     now = utcnow()
+    # Decide before the source is closed: an open conversation folded into a finished one reopens it.
+    if into.status in DONE and source.status not in DONE:
+        set_status(into, "open", actor=actor, now=now)
     source.merged_into_id = into.id
-    source.status, source.closed_at, source.status_changed_at, source.updated_at = "closed", now, now, now
+    set_status(source, "closed", actor=actor, now=now)
     into.tags = normalize_tags(list(into.tags) + list(source.tags))
     into.updated_at = now
-    if into.status in ("resolved", "closed") and source.status not in ("resolved", "closed"):
-        into.status, into.closed_at = "open", None
     audit.record(actor, "tickets.merge", "ticket", into.id, source_id=str(source.id), threads_moved=moved)
     db.session.flush()
     db.session.expire_all()  # threads moved by a bulk UPDATE; reload what the session had cached

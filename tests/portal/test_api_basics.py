@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from echo.audit.models import SupportAuditLog
+from echo.mail.models import OutboxMessage
 from echo.tickets.models import Ticket
+from tests.factories import AgentFactory
 from tests.mailbuilder import attachment, inbound_payload, post_inbound
 from tests.portal.conftest import bearer, token_for
 
@@ -199,3 +201,25 @@ def test_session_endpoint(client):
     assert client.get("/api/v1/support/session", headers=bearer("alice@example.com")).get_json()["linked"] is True
     unknown = client.get("/api/v1/support/session", headers=bearer("nobody@example.com")).get_json()
     assert unknown == {"customer_id": None, "linked": False}
+
+
+def test_reply_to_an_assigned_ticket_is_kept_and_tells_the_assignee(client, db, run_jobs, postmark, agent_token):
+    """The assignee's notification names the customer's new message: both rows land, in either flush order."""
+    _, headers = agent_token()
+    AgentFactory(email="sam@raxx.app")
+    tid = ticket_id(client, message_id="<assigned@mail.example.com>")
+    assert client.patch("/api/v1/agent/tickets/TKT-0001", headers=headers,
+                        json={"assignee": "sam@raxx.app", "status": "pending"}).status_code == 200
+    run_jobs()
+    postmark.reset()
+    reply = client.post(f"/api/v1/support/tickets/{tid}/replies", headers=bearer("alice@example.com"),
+                        json={"body": "Here is the screenshot you asked for"})
+    assert reply.status_code == 201, reply.get_json()
+    ticket = db.session.get(Ticket, uuid.UUID(tid))
+    assert ticket.status == "open" and ticket.last_customer_reply_at is not None
+    [thread] = [t for t in ticket.threads if t.source == "portal"]
+    assert thread.body_text == "Here is the screenshot you asked for"
+    notice = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "customer_reply"))
+    assert notice.thread_id == thread.id and notice.to_email == "sam@raxx.app"
+    run_jobs()
+    assert [m["To"] for m in postmark.sent] == ["sam@raxx.app"] and "replied" in postmark.sent[0]["Subject"]

@@ -12,8 +12,9 @@ from echo.attachments.storage import storage
 from echo.audit.models import AuditLog, SupportAuditLog
 from echo.customers.models import Customer
 from echo.db import utcnow
+from echo.mail.models import OutboxMessage
 from echo.privacy.service import erase_customer, purge_support_audit_log
-from echo.tickets.models import Thread, Ticket
+from echo.tickets.models import MessageId, Thread, Ticket
 from tests.mailbuilder import attachment, inbound_payload, post_inbound
 from tests.portal.conftest import bearer
 
@@ -26,12 +27,12 @@ def seed_two_customers(client, agent_headers, alice_words, bob_words):
     for owner, tokens in (("alice@example.com", alice_words), ("bob@example.com", bob_words)):
         for token in tokens:
             body = post_inbound(client, inbound_payload(
-                sender=owner, subject=f"subject-{token}", text=f"body-{token}",
-                attachments=[attachment(f"file-{token}.txt", token.encode(), "text/plain")],
+                sender=owner, subject=f"subject-{token}-", text=f"body-{token}-",
+                attachments=[attachment(f"file-{token}-.txt", f"bytes-{token}-".encode(), "text/plain")],
             )).get_json()
             ids[owner].append(body["ticket_id"])
             client.post(f"/api/v1/agent/tickets/{body['ticket_number']}/notes", headers=agent_headers,
-                        json={"body_text": f"note-{token}"})
+                        json={"body_text": f"note-{token}-"})
     return ids
 
 
@@ -55,15 +56,38 @@ def test_no_response_to_alice_ever_contains_bobs_data(client, db, agent_token, r
         for file_id in bob_files:
             responses.append(client.get(f"/api/v1/support/tickets/{ticket_id}/attachments/{file_id}", headers=alice))
     for response in responses:
-        text = response.get_data(as_text=True)
+        shown = _shown_text(response)
         for token in bob_words:
-            assert token not in text
+            # Each of Bob's words stands between dashes (body-…-, subject-…-, file-…-, note-…-), which
+            # neither a uuid's groups nor a timestamp nor Alice's own words can spell.
+            assert f"-{token}-" not in shown
         for token in alice_words + bob_words:
-            assert f"note-{token}" not in text
+            assert f"note-{token}-" not in shown
         for secret_id in bob_thread_ids | bob_files | set(ids["bob@example.com"]):
-            assert secret_id not in text
+            assert secret_id not in shown
     listed = {t["id"] for t in responses[0].get_json()["tickets"]}
     assert listed == set(ids["alice@example.com"])
+
+
+def _shown_text(response) -> str:
+    """What a response tells its reader: every string value of a JSON body (never its keys, which
+    are the schema's words, not anyone's data), or the raw body of a download."""
+    if not response.is_json:
+        return response.get_data(as_text=True)
+    values: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        else:
+            values.append(str(node))
+
+    walk(response.get_json())
+    return "\n".join(values)
 
 
 def _start_clean(db, redis_url):
@@ -102,6 +126,43 @@ def test_erasure_scrubs_everything_personal_and_is_idempotent(client, db, app):
     again = erase_customer("alice@example.com", actor=SYSTEM)
     assert again.customer_id is None and "nothing to erase" in again.lines()[0]
     assert client.get("/api/v1/support/tickets", headers=bearer("alice@example.com")).get_json()["total"] == 0
+
+
+def test_erasure_covers_messages_on_tickets_the_person_does_not_own(client, db, app):
+    """A colleague who reply-alls onto Alice's ticket is erased from it too, attachments and all."""
+    post_inbound(client, inbound_payload(sender="alice@example.com", subject="Team invoice",
+                                         message_id="<team1@mail.example.com>"))
+    acknowledgement = db.session.scalar(select(OutboxMessage.message_id).where(OutboxMessage.kind == "acknowledgement"))
+    post_inbound(client, inbound_payload(  # Carol reply-alls to our acknowledgement of Alice's mail
+        sender="carol@example.com", name="Carol Colleague", subject="Re: Team invoice",
+        in_reply_to=f"<{acknowledgement}>", message_id="<team2@mail.example.com>",
+        text="Carol here, my direct line is 555-9876",
+        attachments=[attachment("carol-id.txt", b"carol secret bytes", "text/plain")],
+    ))
+    carol_thread = db.session.scalar(select(Thread).where(Thread.sender_email == "carol@example.com"))
+    alice_ticket = db.session.scalar(select(Ticket).where(Ticket.subject == "Team invoice"))
+    assert carol_thread is not None and carol_thread.ticket_id == alice_ticket.id  # threaded onto Alice's ticket
+    key = db.session.scalar(select(Attachment.s3_key).where(Attachment.thread_id == carol_thread.id))
+
+    receipt = erase_customer("carol@example.com", actor=SYSTEM)
+    db.session.commit()
+    from echo.privacy.service import delete_erased_bytes
+
+    assert delete_erased_bytes(receipt) == 1
+    assert receipt.tickets == 0 and receipt.threads == 1 and receipt.attachments == 1
+    assert "messages replaced: 1" in "\n".join(receipt.lines())
+    db.session.expire_all()
+    thread = db.session.get(Thread, carol_thread.id)
+    assert thread.sender_email is None and thread.sender_name is None and "555-9876" not in thread.body_text
+    assert thread.erased_at is not None
+    assert not storage().exists(key)
+    assert db.session.scalar(select(Attachment.filename).where(Attachment.thread_id == carol_thread.id)) == "[erased]"
+    assert db.session.scalar(select(func.count()).select_from(MessageId)
+                             .where(MessageId.message_id == "team2@mail.example.com")) == 0
+    # Alice's own words and ticket are untouched.
+    assert db.session.get(Ticket, alice_ticket.id).subject == "Team invoice"
+    alice_thread = db.session.scalar(select(Thread).where(Thread.sender_email == "alice@example.com"))
+    assert alice_thread is not None and alice_thread.erased_at is None
 
 
 def test_erase_command_prints_a_receipt(app, client, db):

@@ -127,3 +127,27 @@ def test_auto_close_after_fourteen_quiet_days(client, db, agent_token, run_jobs,
     notices = [m for m in postmark.sent[sent_before:] if m["To"] == "alice@example.com"]
     assert len(notices) == 1 and "closed ticket TKT-0001" in notices[0]["TextBody"]
     assert "tickets.auto_close" in audit_actions(db)
+
+
+def test_merging_an_open_ticket_into_a_resolved_one_reopens_the_survivor(client, db, agent_token):
+    _, headers = agent_token(role="superadmin")
+    post_inbound(client, inbound_payload(subject="first", message_id="<m1@mail.example.com>"))
+    post_inbound(client, inbound_payload(subject="second", message_id="<m2@mail.example.com>"))
+    api(client, headers, "PATCH", "/tickets/TKT-0002", json={"status": "resolved"})
+    merged = api(client, headers, "POST", "/tickets/TKT-0001/merge", json={"into": "TKT-0002"}).get_json()
+    assert merged["number"] == "TKT-0002" and merged["status"] == "open" and merged["closed_at"] is None
+    rows = db.session.scalars(select(AuditLog).where(AuditLog.action == "tickets.status").order_by(AuditLog.id)).all()
+    changes = {(str(r.target_id), r.payload["old"], r.payload["new"]) for r in rows[1:]}  # rows[0]: the resolve
+    source, survivor = (db.session.scalar(select(Ticket.id).where(Ticket.number == n)) for n in ("TKT-0001", "TKT-0002"))
+    assert changes == {(str(source), "open", "closed"), (str(survivor), "resolved", "open")}
+
+
+def test_merging_a_resolved_ticket_into_another_resolved_one_keeps_it_resolved(client, db, agent_token):
+    _, headers = agent_token(role="superadmin")
+    post_inbound(client, inbound_payload(subject="first", message_id="<r1@mail.example.com>"))
+    post_inbound(client, inbound_payload(subject="second", message_id="<r2@mail.example.com>"))
+    for number in ("TKT-0001", "TKT-0002"):
+        api(client, headers, "PATCH", f"/tickets/{number}", json={"status": "resolved"})
+    merged = api(client, headers, "POST", "/tickets/TKT-0001/merge", json={"into": "TKT-0002"}).get_json()
+    assert merged["status"] == "resolved"
+    assert db.session.scalar(select(Ticket.status).where(Ticket.number == "TKT-0001")) == "closed"
