@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 from markupsafe import escape
 
 from echo.actors import Actor
 from echo.audit import service as audit
-from echo.db import utcnow
 from echo.extensions import db
 from echo.investigate.schemas import AuditSnapshotReport
-from echo.tickets.models import Thread, Ticket
+from echo.tickets import service as tickets
+from echo.tickets.models import Ticket
 
 
 def create_from_snapshot(report: AuditSnapshotReport, *, actor: Actor) -> Ticket:
     """An internal ticket (no customer) whose first note shows the snapshot readably."""
-    now = utcnow()
     subject = report.title or f"Investigate {report.surface_id} on deploy {report.deploy_id}"
-    ticket = Ticket(
-        id=uuid.uuid4(), customer_id=None, status="open", subject=subject, source="snapshot", tags=["investigate"],
-        created_at=now, updated_at=now, status_changed_at=now,
-    )
-    db.session.add(ticket)
-    db.session.flush()
+    opened = tickets.open_ticket(None, subject, source="snapshot", tags=["investigate"])
+    ticket = db.session.get(Ticket, opened.id)
     text, html = render_snapshot(report)
-    db.session.add(Thread(
-        id=uuid.uuid4(), ticket_id=ticket.id, direction="internal", source="snapshot", authored_by=actor.id,
-        subject=subject, body_text=text, body_html=html, stripped_text=text, created_at=now,
-    ))
+    tickets.add_note(ticket, actor=actor, body_text=text, body_html=html, source="snapshot", subject=subject)
     audit.record(actor, "tickets.from_snapshot", "ticket", ticket.id, kind=report.kind,
                  deploy_id=report.deploy_id, surface_id=report.surface_id)
     return ticket

@@ -183,9 +183,9 @@ def create_ticket():
 def reply(ticket_id):
     identity = _identity()
     data = schemas.parse(schemas.ReplyIn, json_body())
-    thread = service.reply(identity, ticket_id, data.body)
+    recorded = service.reply(identity, ticket_id, data.body)
     db.session.commit()
-    return jsonify(thread_id=str(thread.id), sent_at=thread.created_at.isoformat()), 201
+    return jsonify(thread_id=str(recorded.thread_id), sent_at=recorded.created_at.isoformat()), 201
 
 
 @bp.put("/tickets/<ticket_id>/resolve")

@@ -10,14 +10,12 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from echo.actors import Actor
 from echo.attachments.models import Attachment
-from echo.audit import service as audit
-from echo.customers.models import Customer
+from echo.customers import service as customers
 from echo.db import utcnow
 from echo.errors import EchoError
 from echo.extensions import db
-from echo.inbound import store
-from echo.mail.service import queue_email
 from echo.portal.auth import PortalIdentity
+from echo.tickets import service as tickets
 from echo.tickets.models import Thread, Ticket
 from echo.tickets.service import TicketClosed, set_status, survivor
 
@@ -120,42 +118,30 @@ def read_ticket(identity: PortalIdentity, ticket_id: str) -> tuple:
     return row, visible_threads(row.id)
 
 
-def _customer(identity: PortalIdentity) -> Customer:
-    """The customer row for the token's email, created on their first portal ticket."""
-    row = store.upsert_customer(db.session.connection(), identity.email, None)
-    return db.session.get(Customer, row.id)
-
-
 def create_ticket(identity: PortalIdentity, subject: str, body: str, category: str | None) -> Ticket:
-    customer = _customer(identity)
-    now = utcnow()
-    ticket = Ticket(id=uuid.uuid4(), customer_id=customer.id, status="open", subject=subject, category=category,
-                    source="portal", created_at=now, updated_at=now, status_changed_at=now,
-                    last_customer_reply_at=now, customer_read_at=now)
-    db.session.add(ticket)
-    db.session.flush()
-    thread = _customer_thread(ticket, customer, body, now)
-    audit.record(Actor.customer(customer.id), "tickets.portal_create", "ticket", ticket.id, thread_id=str(thread.id))
-    if not customer.email_bounced:
-        queue_email("acknowledgement", to_email=customer.email, ticket=ticket, context={})
-    return ticket
+    """A new conversation from the portal, filed and acknowledged like one by mail."""
+    customer = customers.upsert_customer(identity.email, None)
+    ticket = tickets.open_ticket(customer.id, subject, source="portal", category=category, read_by_customer=True)
+    tickets.record_customer_message(ticket, customer, _message(customer, subject, body),
+                                    opened=True, audit_action="tickets.portal_create")
+    return db.session.get(Ticket, ticket.id)
 
 
-def reply(identity: PortalIdentity, ticket_id: str, body: str) -> Thread:
+def reply(identity: PortalIdentity, ticket_id: str, body: str) -> tickets.Recorded:
+    """The customer's reply from the portal: the same effects as a reply by mail."""
     ticket = owned_ticket(identity, ticket_id)
     if ticket.status == "closed":
         raise TicketClosed("This ticket is closed. Open a new ticket and we'll pick it up from there.")
-    customer = ticket.customer
-    now = utcnow()
-    thread = _customer_thread(ticket, customer, body, now)
-    actor = Actor.customer(customer.id)
-    if ticket.status in ("pending", "resolved"):
-        set_status(ticket, "open", actor=actor, now=now)
-    ticket.updated_at = ticket.last_customer_reply_at = ticket.customer_read_at = now
-    audit.record(actor, "tickets.portal_reply", "ticket", ticket.id, thread_id=str(thread.id))
-    if ticket.assignee is not None and ticket.assignee.active:
-        queue_email("customer_reply", to_email=ticket.assignee.email, ticket=ticket, thread_id=thread.id)
-    return thread
+    customer = customers.upsert_customer(identity.email, None)
+    recorded = tickets.record_customer_message(ticket, customer, _message(customer, ticket.subject, body),
+                                               opened=False, audit_action="tickets.portal_reply")
+    ticket.customer_read_at = utcnow()  # they wrote from the ticket's page
+    return recorded
+
+
+def _message(customer: customers.CustomerRef, subject: str, body: str) -> tickets.CustomerMessage:
+    return tickets.CustomerMessage(source="portal", sender_email=customer.email, sender_name=customer.display_name,
+                                   subject=subject, body_text=body, stripped_text=body)
 
 
 def resolve(identity: PortalIdentity, ticket_id: str) -> Ticket:
@@ -180,13 +166,3 @@ def attachment(identity: PortalIdentity, ticket_id: str, attachment_id: str) -> 
     if row is None:
         raise TicketUnavailable()
     return row
-
-
-def _customer_thread(ticket: Ticket, customer: Customer, body: str, now) -> Thread:
-    thread = Thread(
-        id=uuid.uuid4(), ticket_id=ticket.id, direction="inbound", source="portal", customer_id=customer.id,
-        sender_email=customer.email, sender_name=customer.display_name, subject=ticket.subject,
-        body_text=body, stripped_text=body, body_html="", created_at=now,
-    )
-    db.session.add(thread)
-    return thread

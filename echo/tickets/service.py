@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
@@ -17,9 +21,14 @@ from echo.audit import service as audit
 from echo.db import utcnow
 from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
 from echo.extensions import db
+from echo.customers.service import CustomerRef
+from echo.mail.service import acknowledgement_params, queue_email
+from echo.tickets import store
 from echo.tickets.models import CATEGORIES, STATUSES, MessageId, Thread, Ticket
+from echo.tickets.store import TicketRef
 
 DONE = ("resolved", "closed")
+REOPENS = ("pending", "resolved")  # a customer's reply on these reopens the ticket
 MAX_TAGS = 30
 _NUMBER = re.compile(r"^\s*(?:TKT-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
 _TAG_JUNK = re.compile(r"[^a-z0-9_:.\-]+")
@@ -61,13 +70,112 @@ def get_ticket(reference: str | uuid.UUID, *, follow_merges: bool = True) -> Tic
     return survivor(ticket) if follow_merges else ticket
 
 
-def survivor(ticket: Ticket) -> Ticket:
-    """Follow merges to the ticket that lives on (bounded, in case of a cycle)."""
+T = TypeVar("T", Ticket, TicketRef)
+
+
+def follow_merges(ticket: T, load: Callable[[uuid.UUID], T | None]) -> T:
+    """Follow merges to the ticket that lives on (bounded, in case of a cycle), loading each with `load`."""
     for _ in range(20):
         if ticket.merged_into_id is None:
-            return ticket
-        ticket = db.session.get(Ticket, ticket.merged_into_id)
+            break
+        following = load(ticket.merged_into_id)
+        if following is None:
+            break
+        ticket = following
     return ticket
+
+
+def survivor(ticket: Ticket) -> Ticket:
+    return follow_merges(ticket, lambda ticket_id: db.session.get(Ticket, ticket_id))
+
+
+def open_ticket(customer_id: uuid.UUID | None, subject: str, *, source: str, category: str | None = None,
+                tags: Sequence[str] = (), quarantine_reason: str | None = None,
+                previous_ticket_id: uuid.UUID | None = None, read_by_customer: bool = False) -> TicketRef:
+    """Start a conversation: the one place a ticket is created (mail, portal, reports), in one INSERT.
+
+    A customer's ticket starts with their message (`record_customer_message` writes it next);
+    `quarantine_reason` holds it out of the inbox (spam, flood)."""
+    if category is not None and category not in CATEGORIES:
+        raise InvalidPayload(f"Category must be one of {', '.join(CATEGORIES)}.", code="invalid_category")
+    ticket_id = uuid.uuid4()
+    number = store.insert_ticket(
+        db.session.connection(), id=ticket_id, customer_id=customer_id, subject=subject or "(no subject)",
+        category=category, source=source, quarantined=quarantine_reason is not None,
+        quarantine_reason=quarantine_reason, previous_ticket_id=previous_ticket_id, tags=normalize_tags(list(tags)),
+        customer_wrote=customer_id is not None, read_by_customer=read_by_customer,
+    )
+    return TicketRef(ticket_id, number, customer_id, "open", quarantine_reason is not None, None, None)
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """A message from a customer, by mail or the portal, as it is stored (already sanitised)."""
+
+    source: str
+    sender_email: str
+    sender_name: str | None
+    subject: str
+    body_text: str
+    stripped_text: str
+    body_html: str = ""
+    rfc_message_id: str | None = None
+    postmark_message_id: str | None = None
+    in_reply_to: str | None = None
+    references: str | None = None
+    is_auto_reply: bool = False
+    spam_score: Decimal | None = None
+    spam: bool = False
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    thread_id: uuid.UUID
+    created_at: datetime
+    quarantined: bool  # the message itself is held (spam on an existing ticket)
+    acknowledged: bool
+
+
+def record_customer_message(
+    ticket: TicketRef | Ticket, customer: CustomerRef, message: CustomerMessage, *, opened: bool, audit_action: str,
+    audit_payload: dict[str, Any] | None = None, register_message_id: bool = True,
+) -> Recorded:
+    """File a customer's message on `ticket` and apply what it means: a new conversation is
+    acknowledged (unless automated, held or bounced); a human reply stamps the ticket's activity,
+    reopens it if it was waiting or resolved, and tells its assignee.
+
+    The message and its companions are one compiled statement (the intake's hot path); only a reply
+    that reopens a ticket or has an assignee to tell goes on through the ORM."""
+    held = message.spam and not opened
+    acknowledge = opened and not (message.is_auto_reply or ticket.quarantined or customer.email_bounced)
+    human_reply = not opened and not message.is_auto_reply and not message.spam
+    # A reply to an open, unassigned ticket only stamps its activity, in the write statement itself.
+    workflow = human_reply and (ticket.status in REOPENS or ticket.assigned_to is not None)
+    thread = {**asdict(message), "ticket_id": ticket.id, "direction": "inbound", "customer_id": customer.id,
+              "quarantined": held}
+    rfc_id = message.rfc_message_id if register_message_id else None
+    created_at = store.write_message(
+        db.session.connection(), thread, rfc_id=rfc_id,
+        acknowledgement=acknowledgement_params(message.rfc_message_id) if acknowledge else None,
+        audit={"actor": Actor.customer(customer.id).audit_name, "audit_action": audit_action,
+               "audit_target": str(ticket.id),
+               "audit_payload": {"thread_id": str(message.id), **(audit_payload or {})}},
+        customer_replied=human_reply and not workflow,
+    )
+    if workflow:
+        _customer_replied(db.session.get(Ticket, ticket.id), customer.id, message.id)
+    return Recorded(message.id, created_at, held, acknowledge)
+
+
+def _customer_replied(ticket: Ticket, customer_id: uuid.UUID, thread_id: uuid.UUID) -> None:
+    """A human reply reopens a waiting or resolved ticket and tells its assignee."""
+    now = utcnow()
+    if ticket.status in REOPENS:
+        set_status(ticket, "open", actor=Actor.customer(customer_id), now=now)
+    ticket.updated_at = ticket.last_customer_reply_at = now
+    if ticket.assignee is not None and ticket.assignee.active:
+        queue_email("customer_reply", to_email=ticket.assignee.email, ticket=ticket, thread_id=thread_id)
 
 
 def set_status(ticket: Ticket, status: str, *, actor: Actor, now: datetime | None = None) -> None:
@@ -85,8 +193,6 @@ def set_status(ticket: Ticket, status: str, *, actor: Actor, now: datetime | Non
 
 def assign(ticket: Ticket, agent_email: str | None, *, actor: Actor) -> Agent | None:
     """Assign to an active agent (by email) or to nobody; the new assignee is told by email."""
-    from echo.mail.service import queue_email
-
     agent = None
     if agent_email:
         agent = db.session.scalar(select(Agent).where(Agent.email == agent_email.strip().lower(), Agent.active))
@@ -129,15 +235,6 @@ def set_tags(ticket: Ticket, tags: list[str], *, actor: Actor) -> list[str]:
     return new
 
 
-def add_tags(ticket: Ticket, tags: list[str], *, actor: Actor) -> list[str]:
-    return set_tags(ticket, list(ticket.tags) + list(tags), actor=actor)
-
-
-def remove_tags(ticket: Ticket, tags: list[str], *, actor: Actor) -> list[str]:
-    gone = set(normalize_tags(tags))
-    return set_tags(ticket, [t for t in ticket.tags if t not in gone], actor=actor)
-
-
 def set_category(ticket: Ticket, category: str | None, *, actor: Actor) -> None:
     if category is not None and category not in CATEGORIES:
         raise InvalidPayload(f"Category must be one of {', '.join(CATEGORIES)}.", code="invalid_category")
@@ -147,14 +244,15 @@ def set_category(ticket: Ticket, category: str | None, *, actor: Actor) -> None:
         audit.record(actor, "tickets.category", "ticket", ticket.id, old=previous, new=category)
 
 
-def add_note(ticket: Ticket, *, actor: Actor, body_text: str) -> Thread:
+def add_note(ticket: Ticket, *, actor: Actor, body_text: str, body_html: str = "", source: str = "console",
+             subject: str | None = None) -> Thread:
     """An internal note: never emailed, never shown to customers."""
     body = (body_text or "").strip()
     if not body:
         raise InvalidPayload("A note needs some text.", code="empty_body")
     thread = Thread(
-        id=uuid.uuid4(), ticket_id=ticket.id, direction="internal", source="console", authored_by=actor.id,
-        body_text=body, stripped_text=body, body_html="", created_at=utcnow(),
+        id=uuid.uuid4(), ticket_id=ticket.id, direction="internal", source=source, authored_by=actor.id,
+        subject=subject, body_text=body, stripped_text=body, body_html=body_html, created_at=utcnow(),
     )
     db.session.add(thread)
     ticket.updated_at = thread.created_at
@@ -193,8 +291,6 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
 
 def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
     """Put a quarantined ticket (spam or flood) into the inbox; it is acknowledged like new mail."""
-    from echo.mail.service import queue_email
-
     if not ticket.quarantined:
         return
     ticket.quarantined, ticket.quarantine_reason, ticket.updated_at = False, None, utcnow()
@@ -206,8 +302,6 @@ def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
 
 def close_stale_pending(days: int, *, now: datetime | None = None) -> list[uuid.UUID]:
     """Close tickets pending longer than `days` with no customer reply since, and tell each customer."""
-    from echo.mail.service import queue_email
-
     now = now or utcnow()
     cutoff = now - timedelta(days=days)
     stale = db.session.scalars(

@@ -111,3 +111,56 @@ def test_expired_enrolment_links_are_refused(client, db, run_jobs, postmark):
     token = enrol_link(client, run_jobs, postmark)
     with time_machine.travel(utcnow() + timedelta(hours=2), tick=False):
         assert client.post("/api/sessions/enrol/options", json={"token": token}).status_code == 400
+
+
+def _statements_during(db, action) -> list[str]:
+    """The SQL statements the app's engine runs while `action` runs (the request's own work)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement.split()[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_enrolment_takes_the_same_path_for_known_and_unknown_addresses(client, db, run_jobs, postmark, redis_url):
+    """Nothing the request does depends on whether the address is a customer's: no lookup, no write,
+    one queued job either way; the job decides, after the answer has left."""
+    from redis import Redis
+    from rq import Queue
+
+    post_inbound(client, inbound_payload())
+    run_jobs()
+    postmark.reset()
+    paths = {}
+    for email in ("alice@example.com", "nobody@example.com"):
+        before = Queue("default", connection=Redis.from_url(redis_url)).count
+        statements = _statements_during(db, lambda: client.post("/api/sessions/enrol", json={"email": email}))
+        queued = Queue("default", connection=Redis.from_url(redis_url)).count - before
+        paths[email] = (statements, queued)
+    assert paths["alice@example.com"] == paths["nobody@example.com"]
+    assert paths["alice@example.com"] == ([], 1)  # no statement at all, one job
+    run_jobs()
+    assert [m["To"] for m in postmark.sent if m["Tag"] == "portal_enrol"] == ["alice@example.com"]
+
+
+def test_one_address_gets_at_most_three_enrolment_mails_an_hour(client, db, run_jobs, postmark):
+    post_inbound(client, inbound_payload())
+    run_jobs()
+    postmark.reset()
+    for i in range(5):
+        assert client.post("/api/sessions/enrol", json={"email": "alice@example.com"},
+                           environ_base={"REMOTE_ADDR": f"192.0.2.{i + 1}"}).status_code == 202
+    run_jobs()
+    assert len([m for m in postmark.sent if m["Tag"] == "portal_enrol"]) == 3
+    with time_machine.travel(utcnow() + timedelta(hours=1, minutes=1), tick=False):
+        client.post("/api/sessions/enrol", json={"email": "alice@example.com"}, environ_base={"REMOTE_ADDR": "192.0.2.9"})
+        run_jobs()
+    assert len([m for m in postmark.sent if m["Tag"] == "portal_enrol"]) == 4

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from echo.inbound import store
+from echo.inbound.store import Known, customer_ticket_by_seq
+from echo.tickets.service import follow_merges
+from echo.tickets.store import TicketRef, ticket_by_id
 from echo.mail import reply_token
 
 POSTMARK_DOMAIN = "mtasv.net"
@@ -54,31 +56,35 @@ def candidate_ids(in_reply_to: str | None, references: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class Match:
-    ticket: store.TicketRef
+    ticket: TicketRef
     via: str  # "header" | "token" | "subject"
 
 
 def find_ticket(
-    conn: Connection, *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, store.Known],
+    conn: Connection, *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, Known],
     mailbox_hash: str, subject: str, secret: str,
 ) -> Match | None:
     """Return the ticket this message replies to, or None for a new conversation.
 
-    `known` (from store.lookup) already carries the tickets of the referenced ids, so a reply
+    `known` (from inbound.store.lookup) already carries the tickets of the referenced ids, so a reply
     threaded by its headers costs no further query."""
     for hit in (known[c] for c in candidates if c in known):
         if hit.origin == "outbound" or hit.ticket.customer_id == customer_id:
-            return Match(store.survivor(conn, hit.ticket), "header")
+            return Match(_survivor(conn, hit.ticket), "header")
 
     if mailbox_hash:
         ticket_id = reply_token.verify(secret, mailbox_hash.strip())
-        ticket = store.ticket_by_id(conn, ticket_id) if ticket_id else None
+        ticket = ticket_by_id(conn, ticket_id) if ticket_id else None
         if ticket:
-            return Match(store.survivor(conn, ticket), "token")
+            return Match(_survivor(conn, ticket), "token")
 
     number = _SUBJECT_NUMBER.search(subject or "")
     if number:
-        ticket = store.customer_ticket_by_seq(conn, int(number.group(1)), customer_id)
+        ticket = customer_ticket_by_seq(conn, int(number.group(1)), customer_id)
         if ticket:
-            return Match(store.survivor(conn, ticket), "subject")
+            return Match(_survivor(conn, ticket), "subject")
     return None
+
+
+def _survivor(conn: Connection, ticket: TicketRef) -> TicketRef:
+    return follow_merges(ticket, lambda ticket_id: ticket_by_id(conn, ticket_id))
