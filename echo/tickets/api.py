@@ -61,7 +61,6 @@ def list_tickets():
         page=_int_arg("page", 1, 1, 100_000), per_page=_int_arg("per_page", 25, 1, 100),
     )
     found = queries.list_tickets(filters)
-    db.session.commit()  # token last-use stamp
     tickets = []
     for ticket in found.tickets:
         body = ticket_json(ticket)
@@ -69,8 +68,10 @@ def list_tickets():
             body["snippet"] = found.snippets.get(ticket.id)
         tickets.append(body)
     # total_exact false: `total` is a lower bound (an inbox past 10 000) or an estimate (a very common search).
-    return jsonify(tickets=tickets, total=found.total, total_exact=not found.capped, page=filters.page,
-                   per_page=filters.per_page)
+    response = jsonify(tickets=tickets, total=found.total, total_exact=not found.capped, page=filters.page,
+                       per_page=filters.per_page)
+    db.session.commit()  # the token's last-use stamp, once the page is built (a commit expires what it loaded)
+    return response
 
 
 @bp.get("/tickets/<number>")

@@ -3,13 +3,15 @@
 from datetime import timedelta
 
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from echo.db import utcnow
 from echo.mail.models import OutboxMessage
 from echo.passkeys.models import Passkey
+from echo.portal.models import CustomerEnrolment
 from tests.fakes.authenticator import SoftAuthenticator
 from tests.mailbuilder import inbound_payload, post_inbound
+from tests.statements import statements_during
 
 PORTAL = "https://support.raxx.app"
 
@@ -113,23 +115,6 @@ def test_expired_enrolment_links_are_refused(client, db, run_jobs, postmark):
         assert client.post("/api/sessions/enrol/options", json={"token": token}).status_code == 400
 
 
-def _statements_during(db, action) -> list[str]:
-    """The SQL statements the app's engine runs while `action` runs (the request's own work)."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        seen.append(statement.split()[0].upper())
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    return seen
-
-
 def test_enrolment_takes_the_same_path_for_known_and_unknown_addresses(client, db, run_jobs, postmark, redis_url):
     """Nothing the request does depends on whether the address is a customer's: no lookup, no write,
     one queued job either way; the job decides, after the answer has left."""
@@ -142,11 +127,12 @@ def test_enrolment_takes_the_same_path_for_known_and_unknown_addresses(client, d
     paths = {}
     for email in ("alice@example.com", "nobody@example.com"):
         before = Queue("default", connection=Redis.from_url(redis_url)).count
-        statements = _statements_during(db, lambda: client.post("/api/sessions/enrol", json={"email": email}))
+        statements = statements_during(db.engine, lambda: client.post("/api/sessions/enrol", json={"email": email}))
         queued = Queue("default", connection=Redis.from_url(redis_url)).count - before
         paths[email] = (statements, queued)
     assert paths["alice@example.com"] == paths["nobody@example.com"]
     assert paths["alice@example.com"] == ([], 1)  # no statement at all, one job
+    assert db.session.scalar(select(func.count()).select_from(CustomerEnrolment)) == 0  # nothing written yet
     run_jobs()
     assert [m["To"] for m in postmark.sent if m["Tag"] == "portal_enrol"] == ["alice@example.com"]
 

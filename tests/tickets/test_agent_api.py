@@ -124,3 +124,22 @@ def test_ticket_shape_includes_threads_notes_and_flags(client, db, agent_token, 
     assert inbound["outbox"] is None and inbound["attachments"] == []
     assert note["direction"] == "internal" and note["body_text"] == "internal"
     assert body["customer"]["email"] == "alice@example.com" and body["status"] == "open"
+
+
+def test_a_search_page_costs_a_few_statements_whatever_its_length(client, db, agent_token):
+    """The token's last-use stamp must not expire the page's tickets (which would reload each one)."""
+    from tests.statements import statements_during
+
+    _, headers = agent_token()
+    for i in range(12):
+        post_inbound(client, inbound_payload(sender=f"c{i}@example.com", subject=f"Export broken {i}"))
+    db.session.expire_all()
+    responses = []
+    statements = statements_during(db.engine, lambda: responses.append(
+        client.get("/api/v1/agent/tickets?q=export&per_page=25", headers=headers)))
+    assert responses[0].status_code == 200 and len(responses[0].get_json()["tickets"]) == 12
+    assert len(statements) == 5, "\n\n".join(statements)  # token, its last-use stamp, search (2), the page
+    stamped = db.session.scalar(select(AgentToken.last_used_at))
+    assert stamped is not None  # the stamp still landed
+    again = statements_during(db.engine, lambda: client.get("/api/v1/agent/tickets?q=export", headers=headers))
+    assert len(again) == 4, "\n\n".join(again)  # stamped a moment ago: no second stamp
