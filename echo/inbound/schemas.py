@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import email.utils
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from echo.validation import validate
 from echo.errors import InvalidPayload
 
 Text = str | None
@@ -88,16 +89,7 @@ def normalize_email(address: str) -> str:
 
 def parse_inbound(data: object) -> InboundEmail:
     """Validate a decoded JSON body as a Postmark inbound payload or raise InvalidPayload."""
-    if not isinstance(data, dict):
-        raise InvalidPayload("The payload must be a JSON object.")
-    try:
-        message = InboundEmail.model_validate(data)
-    except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ][:20]
-        raise InvalidPayload("The payload does not match Postmark's inbound format.", details=details) from None
+    message = validate(InboundEmail, data, "The payload does not match Postmark's inbound format.")
     if not message.sender()[0]:
         raise InvalidPayload("The message has no sender address.", code="missing_sender")
     return message

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from echo.validation import validate
 from echo.errors import InvalidPayload, PayloadTooLarge
 
 MAX_SNAPSHOT_BYTES = 256 * 1024
@@ -43,11 +44,4 @@ def parse_report(data: object) -> AuditSnapshotReport:
     data = {"kind": "audit_snapshot", **data}
     if len(json.dumps(data.get("snapshot"), default=str)) > MAX_SNAPSHOT_BYTES:
         raise PayloadTooLarge("The snapshot is larger than 256 KB.", code="snapshot_too_large")
-    try:
-        return _adapter.validate_python(data)
-    except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ][:20]
-        raise InvalidPayload("The report is not valid.", details=details) from None
+    return validate(_adapter, data, "The report is not valid.")

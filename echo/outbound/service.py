@@ -12,7 +12,7 @@ from echo.attachments import service as attachments
 from echo.audit import service as audit
 from echo.customers.models import Customer
 from echo.db import utcnow
-from echo.errors import EchoError, InvalidPayload
+from echo.errors import EchoError, InvalidPayload, NotFound
 from echo.extensions import db
 from echo.inbound.sanitize import html_to_text, sanitize_html
 from echo.mail.models import OutboxMessage
@@ -89,7 +89,7 @@ def retry_outbox(outbox_id: uuid.UUID, *, actor: Actor, ticket_id: uuid.UUID | N
 
     outbox = db.session.get(OutboxMessage, outbox_id)
     if outbox is None or (ticket_id is not None and outbox.ticket_id != ticket_id):
-        raise InvalidPayload("No such outgoing message.", code="not_found", status=404)
+        raise NotFound("No such outgoing message.")
     if outbox.state in ("failed", "expired"):
         outbox.state, outbox.next_attempt_at = "queued", utcnow()
         audit.record(actor, "outbox.retry", "outbox", outbox.id)

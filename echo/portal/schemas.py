@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from echo.errors import InvalidPayload
+from echo.validation import M, validate
 from echo.tickets.models import Category, Ticket
 
 STATUS_FOR_CUSTOMER = {"open": "open", "pending": "waiting_for_you", "resolved": "resolved", "closed": "resolved"}
@@ -30,15 +30,8 @@ class ReplyIn(_In):
     body: Body
 
 
-def parse(model: type[_In], data: object):
-    if not isinstance(data, dict):
-        raise InvalidPayload("The body must be a JSON object.", code="invalid_request")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                   for e in exc.errors(include_url=False, include_input=False)][:10]
-        raise InvalidPayload("Some fields are missing or not valid.", code="invalid_request", details=details) from None
+def parse(model: type[M], data: object) -> M:
+    return validate(model, data, "Some fields are missing or not valid.")
 
 
 def _iso(value) -> str:

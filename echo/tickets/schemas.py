@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from echo.errors import InvalidPayload
+from echo.validation import M, validate
 from echo.mail.models import OutboxMessage
 from echo.tickets.models import Category, Thread, Ticket
 
@@ -36,18 +36,9 @@ class MergeIn(_Strict):
     into: Annotated[str, Field(min_length=1, max_length=40)]
 
 
-def parse(model: type[BaseModel], data: object):
+def parse(model: type[M], data: object) -> M:
     """Validate a request body, turning every problem into one 422 with per-field details."""
-    if not isinstance(data, dict):
-        raise InvalidPayload("The body must be a JSON object.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ][:20]
-        raise InvalidPayload("The request body is not valid.", details=details) from None
+    return validate(model, data)
 
 
 def outbox_json(outbox: OutboxMessage | None) -> dict | None:
