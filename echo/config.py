@@ -54,6 +54,7 @@ class Settings:
     cf_access_team_domain: str | None = None
     cf_access_aud: str | None = None
     cf_access_certs_url: str | None = None
+    trusted_proxy_hops: int = 0
 
     @property
     def production(self) -> bool:
@@ -105,6 +106,8 @@ class Settings:
             cf_access_team_domain=env.get("ECHO_CF_ACCESS_TEAM_DOMAIN") or None,
             cf_access_aud=env.get("ECHO_CF_ACCESS_AUD") or None,
             cf_access_certs_url=reader.url("ECHO_CF_ACCESS_CERTS_URL", ("http", "https")),
+            # How many proxies in front may set X-Forwarded-For/-Proto (1 on Heroku); 0 trusts none.
+            trusted_proxy_hops=reader.integer("ECHO_TRUSTED_PROXY_HOPS", 0),
         )
         if values["cf_access_team_domain"]:
             if not values["cf_access_aud"]:

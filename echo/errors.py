@@ -1,12 +1,18 @@
-"""Domain errors and the JSON error responses every API and webhook shares."""
+"""Domain errors and the JSON error responses every API and webhook shares.
+
+One vocabulary everywhere: the same failure answers the same code on the webhook, the agent API,
+the portal and Investigate (`unauthorized`, `forbidden`, `not_found`, `invalid_request`,
+`invalid_json`, `unsupported_media_type`, `payload_too_large`, `rate_limited`, …), and every 401
+says how to authenticate (`WWW-Authenticate`)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Blueprint, Flask, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
+from werkzeug.routing import RoutingException
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +33,23 @@ class EchoError(Exception):
 
 class InvalidPayload(EchoError):
     status = 422
-    code = "invalid_payload"
+    code = "invalid_request"
 
 
 class PayloadTooLarge(EchoError):
     status = 413
     code = "payload_too_large"
+
+
+class Unauthorized(EchoError):
+    """No credentials, or wrong ones; `challenge` is the WWW-Authenticate value naming the scheme."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, challenge: str = 'Bearer realm="echo"', code: str | None = None):
+        super().__init__(message, code=code)
+        self.challenge = challenge
 
 
 class Forbidden(EchoError):
@@ -45,11 +62,20 @@ class NotFound(EchoError):
     code = "not_found"
 
 
-def error_response(code: str, message: str, status: int, details=None):
+# Codes for the HTTP errors Flask, werkzeug and Flask-Limiter raise, in Echo's vocabulary.
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+              422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+
+
+def error_response(code: str, message: str, status: int, details=None, *, challenge: str | None = None):
     body = {"error": code, "message": message}
     if details:
         body["details"] = details
-    return jsonify(body), status
+    response = jsonify(body)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = challenge or 'Bearer realm="echo"'
+    return response, status
 
 
 JSON_PREFIXES = ("/api/", "/tickets/inbound", "/tickets/webhooks/", "/tickets/from-snapshot")
@@ -59,30 +85,57 @@ def wants_json(path: str) -> bool:
     return path.startswith(JSON_PREFIXES)
 
 
-def register_error_handlers(app: Flask) -> None:
-    from flask import request
+def register_error_handlers(blueprint: Blueprint) -> None:
+    """Echo's error answers, on one of Echo's blueprints so that a host app's pages keep the host's:
+    JSON on Echo's JSON paths; on console pages Flask's HTTP error pages and a message page for a refusal."""
+    blueprint.register_error_handler(EchoError, _echo_error)
+    # By code too: a host's app-wide handler for a code (say its 404 page) is looked up before any
+    # handler by class alone, and must not answer Echo's JSON paths.
+    for code in default_exceptions:
+        blueprint.register_error_handler(code, _http_error)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(OperationalError, _database_unavailable)
+    blueprint.register_error_handler(DBAPIError, _database_error)
 
-    @app.errorhandler(EchoError)
-    def _echo_error(exc: EchoError):
-        return error_response(exc.code, exc.message, exc.status, exc.details)
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        if not wants_json(request.path):
-            return exc
-        code = (exc.name or "error").lower().replace(" ", "_")
-        response, status = error_response(code, exc.description or exc.name, exc.code or 500)
-        if exc.code == 401:
-            response.headers["WWW-Authenticate"] = 'Basic realm="echo"'
-        return response, status
+def answer_unrouted(app: Flask, json_paths) -> None:
+    """A path that matches no route, or not with this method, is answered in JSON under `json_paths`
+    (a predicate on the path). Such a request belongs to no blueprint; this keeps the answer off the
+    app's own error handlers, which in a host app are the host's."""
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(exc: OperationalError):
-        # A 5xx makes Postmark retry later, which is what we want while the database is away.
-        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
-        return error_response("unavailable", "The service is temporarily unavailable; please retry.", 503)
+    @app.before_request
+    def _unrouted_json():
+        exc = request.routing_exception
+        if exc is not None and not isinstance(exc, RoutingException) and json_paths(request.path):
+            return _http_error(exc)
+        return None
 
-    @app.errorhandler(DBAPIError)
-    def _database_error(exc: DBAPIError):
-        log.exception("database error")
-        return error_response("internal_error", "Something went wrong on our side; please retry.", 500)
+
+def _echo_error(exc: EchoError):
+    if wants_json(request.path):
+        return error_response(exc.code, exc.message, exc.status, exc.details,
+                              challenge=getattr(exc, "challenge", None))
+    title = {401: "Sign in", 403: "Not allowed", 404: "Not found"}.get(exc.status, "That did not work")
+    return render_template("console/message.html", title=title, message=exc.message), exc.status
+
+
+def _http_error(exc: HTTPException):
+    if not wants_json(request.path):
+        return exc
+    status = exc.code or 500
+    code = HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
+    response, status = error_response(code, exc.description or exc.name, status)
+    if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response, status
+
+
+def _database_unavailable(exc: OperationalError):
+    # A 5xx makes Postmark retry later, which is what we want while the database is away.
+    log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+    return error_response("unavailable", "The service is temporarily unavailable; please retry.", 503)
+
+
+def _database_error(exc: DBAPIError):
+    log.exception("database error")
+    return error_response("internal_error", "Something went wrong on our side; please retry.", 500)

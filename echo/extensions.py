@@ -2,8 +2,11 @@
 
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from echo.hosting import is_echo_request
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -21,4 +24,17 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 # Keys are chosen per route (customer or IP); storage is Redis, set from REDIS_URL in create_app().
-limiter = Limiter(key_func=lambda: "global", headers_enabled=True, strategy="moving-window")
+# Every Echo limit is set on its route: default or application-wide limits in the app's config (in
+# a host app, the host's, for its own limiter) are never applied by Echo's.
+limiter = Limiter(key_func=lambda: "global", headers_enabled=True, strategy="moving-window",
+                  default_limits_exempt_when=lambda: True, application_limits_exempt_when=lambda: True)
+
+# Echo's console checks its own forms with csrf.protect(); nothing is checked app-wide (in a host app
+# that would reach the host's pages, and Echo's APIs and webhooks authenticate otherwise).
+csrf = CSRFProtect()
+
+
+@limiter.request_filter
+def _not_echo() -> bool:
+    """In a host app, the host's own routes are none of Echo's limiter's business."""
+    return not is_echo_request()

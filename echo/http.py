@@ -6,12 +6,7 @@ import hmac
 
 from flask import current_app, request
 
-from echo.errors import EchoError, InvalidPayload
-
-
-class Unauthorized(EchoError):
-    status = 401
-    code = "unauthorized"
+from echo.errors import InvalidPayload, Unauthorized
 
 
 def require_webhook_auth() -> None:
@@ -24,7 +19,7 @@ def require_webhook_auth() -> None:
     user_ok = hmac.compare_digest(user.encode(), settings.webhook_user.encode())
     password_ok = hmac.compare_digest(password.encode(), settings.webhook_password.encode())
     if not (user_ok and password_ok):
-        raise Unauthorized("Missing or wrong webhook credentials.")
+        raise Unauthorized("Missing or wrong webhook credentials.", challenge='Basic realm="echo-webhooks"')
 
 
 def json_body(*, replace_nul: bool = False) -> object:

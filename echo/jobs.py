@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Any, Callable
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 QUEUES = ("mail", "default", "maintenance")
 _PENDING = "echo_pending_jobs"
+_job_app: Flask | None = None
 
 
 def init_app(app: Flask) -> None:
@@ -62,19 +64,28 @@ def _drop_pending_jobs(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
+def install_app(app: Flask) -> None:
+    """Make `app` the one jobs run in when no app context is active (the worker calls this at start)."""
+    global _job_app
+    _job_app = app
+
+
+def job_app() -> Flask:
+    """The installed app, else one built on first use (a worker started by rq's own CLI)."""
+    global _job_app
+    if _job_app is None:
+        from echo import create_app
+
+        _job_app = create_app()
+    return _job_app
+
+
 def task(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a job inside the worker's app context and always hand the session back afterwards."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if has_app_context():
-            try:
-                return func(*args, **kwargs)
-            finally:
-                db.session.remove()
-        from workers.worker import worker_app
-
-        with worker_app().app_context():
+        with contextlib.nullcontext() if has_app_context() else job_app().app_context():
             try:
                 return func(*args, **kwargs)
             finally:

@@ -1,9 +1,15 @@
-"""Security headers on every response (a strict CSP with no inline script, no framing, no
-sniffing), and no NUL characters from query strings or forms (PostgreSQL text cannot hold them)."""
+"""Security headers on Echo's responses (a strict CSP with no inline script, no framing, no
+sniffing), and no NUL characters from query strings or forms (PostgreSQL text cannot hold them).
+
+Standalone that is every response; in a host app only Echo's own (`echo.hosting.is_echo_request`):
+the host's pages keep the host's policies.
+"""
 
 import hashlib
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, current_app, request
+
+from echo.hosting import is_echo_request, mount
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -23,7 +29,11 @@ CSP = "; ".join([
 
 def init_app(app: Flask) -> None:
     @app.before_request
-    def _refuse_nul():
+    def _check_request():
+        if not is_echo_request():
+            return
+        if getattr(mount(), "hosted", False):  # the host's MAX_CONTENT_LENGTH is the host's, not Echo's
+            request.max_content_length = current_app.config["ECHO"].max_inbound_bytes
         # JSON bodies are checked by echo.http.json_body (mail has them replaced: it is never refused).
         fields = list(request.args.lists())
         if request.mimetype in FORM_TYPES:
@@ -33,6 +43,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _headers(response: Response) -> Response:
+        if not is_echo_request():
+            return response
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")

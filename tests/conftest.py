@@ -52,12 +52,15 @@ def database_url(services_instance):
 
 @pytest.fixture(scope="session")
 def redis_url(services_instance):
+    """The Redis named by TEST_REDIS_URL or REDIS_URL, else an embedded one, stopped afterwards if we started it."""
     url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
     if url:
-        return url
+        yield url
+        return
     from echo import embedded
 
-    return embedded.start_redis(services_instance)
+    yield embedded.start_redis(services_instance)
+    embedded.stop_redis(services_instance)
 
 
 @pytest.fixture(scope="session")

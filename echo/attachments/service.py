@@ -44,7 +44,6 @@ def decode_files(items, max_bytes: int) -> list[IncomingFile]:
         if len(item.Content) > (max_bytes * 4) // 3 + 8:
             raise PayloadTooLarge(
                 f"Attachment {index} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
-                code="attachment_too_large",
             )
         try:
             data = base64.b64decode(item.Content, validate=True)
@@ -53,7 +52,6 @@ def decode_files(items, max_bytes: int) -> list[IncomingFile]:
         if len(data) > max_bytes:
             raise PayloadTooLarge(
                 f"Attachment {index} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
-                code="attachment_too_large",
             )
         files.append(IncomingFile(
             filename=clean_filename(item.Name, index),

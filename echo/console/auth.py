@@ -1,9 +1,8 @@
-"""Who is using the console: sessions, invitations, Cloudflare Access, and the development sign-in."""
+"""Who is using the console: sessions, Cloudflare Access, and the development sign-in."""
 
 from __future__ import annotations
 
 import secrets
-import uuid
 from datetime import timedelta
 from functools import cache
 
@@ -11,28 +10,21 @@ import jwt
 from flask import current_app, request, session
 from sqlalchemy import select, update
 
-from echo.actors import SYSTEM, Actor
-from echo.agents.models import Agent, AgentInvitation, AgentSession
+from echo import hosting
+from echo.actors import Actor
+from echo.agents.models import Agent, AgentSession
 from echo.audit import service as audit
 from echo.db import utcnow
-from echo.errors import EchoError
+from echo.errors import EchoError, Forbidden, Unauthorized
 from echo.extensions import db
 from echo.security import token_hash
 
 SESSION_MAX_AGE = timedelta(hours=12)
 SESSION_IDLE = timedelta(hours=4)
-INVITATION_TTL = timedelta(days=3)
 
 
-class NotSignedIn(EchoError):
-    status = 401
-    code = "not_signed_in"
-
-
-class InvitationInvalid(EchoError):
-    status = 404
-    code = "invitation_invalid"
-
+class NotSignedIn(Unauthorized):
+    """No console session (the console's pages send the agent to sign in)."""
 
 
 def start_session(agent: Agent, method: str) -> None:
@@ -55,11 +47,15 @@ def end_session() -> None:
 
 
 def current_agent() -> Agent | None:
-    """The agent of this request: Cloudflare Access identity if enabled, else the session cookie."""
+    """The agent of this request: the host's signed-in admin when a host app supplies the identity
+    (then only the host's word counts), else Cloudflare Access if enabled, else the session cookie."""
     # Cached on the request, not on g: an app context can outlive one request (tests, CLI).
     if hasattr(request, "echo_agent"):
         return request.echo_agent
-    agent = _agent_from_cf_access() or _agent_from_session()
+    if hosting.supplies_agents():
+        agent = hosting.host_agent()
+    else:
+        agent = _agent_from_cf_access() or _agent_from_session()
     request.echo_agent = agent
     return agent
 
@@ -84,36 +80,8 @@ def require_agent(roles: tuple[str, ...] = ("ops", "superadmin")) -> Actor:
     if agent is None:
         raise NotSignedIn("Your session timed out. Sign in again to continue.")
     if agent.role not in roles:
-        raise EchoError("Your role may not do this.", code="forbidden", status=403)
+        raise Forbidden("Your role may not do this.")
     return Actor.agent(agent)
-
-
-# --- invitations -----------------------------------------------------------------------------
-
-def create_invitation(agent: Agent) -> str:
-    """A one-time enrolment token for `agent` (the plain token is returned once)."""
-    raw = secrets.token_urlsafe(32)
-    db.session.add(AgentInvitation(agent_id=agent.id, token_hash=token_hash(raw), expires_at=utcnow() + INVITATION_TTL))
-    audit.record(SYSTEM, "agents.invited", "agent", agent.id)
-    return raw
-
-
-def find_invitation(raw: str) -> AgentInvitation:
-    invitation = db.session.scalar(select(AgentInvitation).where(AgentInvitation.token_hash == token_hash(raw or "")))
-    if (invitation is None or invitation.used_at is not None or invitation.expires_at <= utcnow()
-            or not invitation.agent.active):
-        raise InvitationInvalid("This invitation link is no longer valid. Ask for a new one.")
-    return invitation
-
-
-def use_invitation(invitation: AgentInvitation) -> None:
-    """Spend the invitation; a second use of the same link is refused even under a race."""
-    spent = db.session.execute(
-        update(AgentInvitation).where(AgentInvitation.id == invitation.id, AgentInvitation.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if spent != 1:
-        raise InvitationInvalid("This invitation link is no longer valid. Ask for a new one.")
 
 
 # --- Cloudflare Access -----------------------------------------------------------------------
@@ -138,7 +106,3 @@ def _agent_from_cf_access() -> Agent | None:
 @cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600)
-
-
-def agent_by_id(agent_id: uuid.UUID) -> Agent | None:
-    return db.session.get(Agent, agent_id)

@@ -9,12 +9,12 @@ from flask import (
 )
 from sqlalchemy import delete, select
 
+from echo import hosting
 from echo.agents.models import Agent
-from echo.console.auth import (
-    create_invitation, current_agent, end_session, find_invitation, require_agent, start_session, use_invitation,
-)
+from echo.agents.service import create_invitation, find_invitation, use_invitation
+from echo.console.auth import current_agent, end_session, require_agent, start_session
 from echo.errors import EchoError
-from echo.extensions import db
+from echo.extensions import csrf, db
 from echo.http import json_object
 from echo.passkeys import service as passkeys
 from echo.passkeys.models import Passkey
@@ -26,7 +26,7 @@ DEMO_AGENT = "demo@echo.local"
 @bp.before_request
 def _csrf():
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        current_app.extensions["csrf"].protect()
+        csrf.protect()
 
 
 def relying_party() -> passkeys.RelyingParty:
@@ -46,6 +46,8 @@ def _safe_next(target: str | None) -> str:
 def login():
     if current_agent() is not None:
         return redirect(_safe_next(request.args.get("next")))
+    if hosting.supplies_agents():
+        return hosting.host_sign_in()
     settings = current_app.config["ECHO"]
     return render_template("console/login.html", dev_login=not settings.production, next=request.args.get("next"))
 
@@ -166,8 +168,8 @@ def revoke_passkey(passkey_id: uuid.UUID):
     return redirect(url_for("console_auth.account"))
 
 
-def invitation_link(agent: Agent) -> str:
-    """Make an invitation and return the enrolment URL to hand to the agent."""
+def invitation_link(agent: Agent, console_url: str | None = None) -> str:
+    """Make an invitation and return the enrolment URL to hand to the agent (on `console_url` if given)."""
     token = create_invitation(agent)
-    base = current_app.config["ECHO"].console_url or "http://localhost:5000"
+    base = console_url or current_app.config["ECHO"].console_url or "http://localhost:5000"
     return f"{base.rstrip('/')}/tickets/enrol?token={token}"

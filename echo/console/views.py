@@ -20,7 +20,7 @@ from echo.attachments.storage import storage
 from echo.console.auth import NotSignedIn, current_agent, require_agent
 from echo.customers.models import Customer
 from echo.errors import EchoError
-from echo.extensions import db
+from echo.extensions import csrf, db
 from echo.mail.models import OutboxMessage
 from echo.outbound.service import clear_bounce, retry_outbox, send_reply
 from echo.search.service import shortcut
@@ -37,7 +37,7 @@ PER_PAGE = 25
 def _guard():
     """Every console view needs a signed-in agent; every mutating request needs a CSRF token."""
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        current_app.extensions["csrf"].protect()
+        csrf.protect()
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     try:

@@ -43,5 +43,5 @@ def parse_report(data: object) -> AuditSnapshotReport:
         raise InvalidPayload("The body must be a JSON object.")
     data = {"kind": "audit_snapshot", **data}
     if len(json.dumps(data.get("snapshot"), default=str)) > MAX_SNAPSHOT_BYTES:
-        raise PayloadTooLarge("The snapshot is larger than 256 KB.", code="snapshot_too_large")
+        raise PayloadTooLarge("The snapshot is larger than 256 KB.")
     return validate(_adapter, data, "The report is not valid.")

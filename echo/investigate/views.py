@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from echo.console.auth import require_agent
-from echo.extensions import db
+from echo.extensions import csrf, db
 from echo.http import json_body
 from echo.investigate.schemas import parse_report
 from echo.investigate.service import create_from_snapshot
@@ -19,7 +19,7 @@ def _actor():
     if request.headers.get("Authorization"):
         return authenticate_bearer()
     actor = require_agent()
-    current_app.extensions["csrf"].protect()
+    csrf.protect()
     return actor
 
 

@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert
 
 from echo.customers.models import Customer
 from echo.db import utcnow
@@ -37,21 +38,22 @@ def retry_delay(attempts: int) -> int:
 def deliver(outbox_id: str) -> str:
     """Send one outbox entry if it is due; safe to run any number of times for the same id."""
     now = utcnow()
-    outbox = db.session.scalar(
-        select(OutboxMessage).where(OutboxMessage.id == uuid.UUID(outbox_id)).with_for_update(skip_locked=True)
-    )
-    if outbox is None:
+    bounced = (select(Customer.email_bounced)
+               .where(Customer.email == OutboxMessage.to_email, Customer.deleted_at.is_(None)).scalar_subquery())
+    row = db.session.execute(
+        select(OutboxMessage, bounced).where(OutboxMessage.id == uuid.UUID(outbox_id))
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    ).first()
+    if row is None:
         db.session.rollback()
         return "busy-or-missing"
+    outbox, bounced = row
     if outbox.state == "sending" and outbox.attempted_at and now - outbox.attempted_at >= STALE_SENDING:
         return _recover(outbox)
     if outbox.state != "queued" or outbox.next_attempt_at > now:
         state = outbox.state
         db.session.rollback()
         return state
-    bounced = db.session.scalar(
-        select(Customer.email_bounced).where(Customer.email == outbox.to_email, Customer.deleted_at.is_(None))
-    )
     if bounced:
         outbox.state = "failed"
         outbox.last_error = "Not sent: this address bounced. Clear the bounce to send again."
@@ -61,7 +63,7 @@ def deliver(outbox_id: str) -> str:
     message = emails.render(outbox)
     outbox.state, outbox.attempted_at = "sending", now
     outbox.attempts += 1
-    db.session.commit()
+    _commit_keeping_values()
 
     try:
         postmark_id = postmark.send(message)
@@ -80,12 +82,23 @@ def _record_sent(outbox: OutboxMessage, postmark_id: str) -> str:
         outbox.context = {k: v for k, v in outbox.context.items() if k not in SECRET_CONTEXT_KEYS}
     outbox.postmark_message_id = postmark_id
     if outbox.ticket_id is not None and outbox.kind in CUSTOMER_EMAILS:
-        db.session.merge(MessageId(
+        db.session.execute(insert(MessageId).values(
             message_id=f"{postmark_id.lower()}@mtasv.net", ticket_id=outbox.ticket_id,
             thread_id=outbox.thread_id, origin="outbound",
-        ))
+        ).on_conflict_do_nothing(index_elements=[MessageId.message_id]))
     db.session.commit()
-    return outbox.state
+    return "sent"
+
+
+def _commit_keeping_values() -> None:
+    """Commit without expiring the loaded rows: they hold what was just written, and reading
+    them again after the send would cost a query per row."""
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def _recover(outbox: OutboxMessage) -> str:

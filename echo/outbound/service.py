@@ -12,7 +12,7 @@ from echo.attachments import service as attachments
 from echo.audit import service as audit
 from echo.customers.models import Customer
 from echo.db import utcnow
-from echo.errors import EchoError, InvalidPayload, NotFound
+from echo.errors import EchoError, InvalidPayload, NotFound, PayloadTooLarge
 from echo.extensions import db
 from echo.inbound.sanitize import html_to_text, sanitize_html
 from echo.mail.models import OutboxMessage
@@ -54,7 +54,7 @@ def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, bo
     if not text.strip():
         raise InvalidPayload("A reply needs some text.", code="empty_body")
     if len(text) > MAX_BODY or len(html) > MAX_BODY:
-        raise InvalidPayload("The reply is too long.", code="body_too_long", status=413)
+        raise PayloadTooLarge("The reply is too long.")
 
     thread = Thread(
         id=uuid.uuid4(), ticket_id=ticket.id, direction="outbound", source="console", authored_by=actor.id,

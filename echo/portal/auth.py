@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from echo.customers.models import Customer
 from echo.db import utcnow
-from echo.errors import EchoError
+from echo.errors import Unauthorized
 from echo.extensions import db
 from echo.portal.models import CustomerSession
 from echo.security import token_hash
@@ -23,9 +23,11 @@ REFRESH_WHEN_UNDER = timedelta(minutes=5)
 SESSION_MAX = timedelta(hours=12)
 
 
-class Unauthenticated(EchoError):
-    status = 401
-    code = "unauthenticated"
+class Unauthenticated(Unauthorized):
+    """No valid portal token; the SPA signs the customer in again (`session_expired`: it had one)."""
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message, challenge='Bearer realm="echo-portal"', code=code)
 
 
 @dataclass(frozen=True)

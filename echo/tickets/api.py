@@ -7,9 +7,9 @@ from flask import Blueprint, g, jsonify, request
 from echo.actors import Actor
 from echo.agents.models import Agent
 from echo.agents.service import agent_for_token
-from echo.errors import InvalidPayload
+from echo.errors import InvalidPayload, Unauthorized
 from echo.extensions import db
-from echo.http import Unauthorized, json_body
+from echo.http import json_body
 from echo.outbound.service import send_reply
 from echo.tickets import queries, service
 from echo.tickets.schemas import MergeIn, NoteIn, ReplyIn, TicketPatch, outbox_json, parse, ticket_json

@@ -110,7 +110,7 @@ def test_invitation_links_work_once(client, db, app):
     assert path.startswith("/tickets/enrol?token=")
     assert client.get(path).status_code == 200
     assert client.get("/tickets/enrol?token=guessed-token").status_code == 404
-    from echo.console.auth import find_invitation, use_invitation
+    from echo.agents.service import find_invitation, use_invitation
 
     invitation = find_invitation(path.split("token=", 1)[1])
     use_invitation(invitation)

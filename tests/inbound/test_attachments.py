@@ -79,7 +79,7 @@ def test_oversized_attachment_is_413_and_nothing_is_written(make_app, db):
             attachment("small.txt", b"ok", "text/plain"), attachment("big.bin", b"\0" * 1001, "application/octet-stream"),
         ]))
         assert response.status_code == 413
-        assert response.get_json()["error"] == "attachment_too_large"
+        assert response.get_json()["error"] == "payload_too_large"
         assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
         assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
         assert list((app.config["ECHO"].instance_path / "attachments").glob("**/*.*")) == []

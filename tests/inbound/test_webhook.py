@@ -42,15 +42,15 @@ def test_bad_credentials_are_refused_and_write_nothing(client, db, auth):
 
 @pytest.mark.parametrize("body, content_type, status, code", [
     ("not json at all", "application/json", 400, "invalid_json"),
-    ("[1, 2, 3]", "application/json", 422, "invalid_payload"),
-    ('"a string"', "application/json", 422, "invalid_payload"),
-    ("{}", "application/json", 422, "invalid_payload"),
+    ("[1, 2, 3]", "application/json", 422, "invalid_request"),
+    ('"a string"', "application/json", 422, "invalid_request"),
+    ("{}", "application/json", 422, "invalid_request"),
     ('{"MessageID": "x", "From": ""}', "application/json", 422, "missing_sender"),
     ('{"MessageID": "x", "From": "not an address"}', "application/json", 422, "missing_sender"),
-    ('{"MessageID": 12, "From": "a@b.com"}', "application/json", 422, "invalid_payload"),
-    ('{"MessageID": "x", "From": "a@b.com", "Headers": "nope"}', "application/json", 422, "invalid_payload"),
-    ('{"MessageID": "x", "From": "a@b.com", "Attachments": [{"Content": 5}]}', "application/json", 422, "invalid_payload"),
-    ('{"MessageID": "x", "From": "a@b.com", "TextBody": {"a": 1}}', "application/json", 422, "invalid_payload"),
+    ('{"MessageID": 12, "From": "a@b.com"}', "application/json", 422, "invalid_request"),
+    ('{"MessageID": "x", "From": "a@b.com", "Headers": "nope"}', "application/json", 422, "invalid_request"),
+    ('{"MessageID": "x", "From": "a@b.com", "Attachments": [{"Content": 5}]}', "application/json", 422, "invalid_request"),
+    ('{"MessageID": "x", "From": "a@b.com", "TextBody": {"a": 1}}', "application/json", 422, "invalid_request"),
     ("From=a@b.com", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
 ])
 def test_malformed_payloads_get_a_json_4xx_and_write_nothing(client, db, body, content_type, status, code):
@@ -112,7 +112,7 @@ def test_oversized_request_is_413_json(make_app, db):
     app = make_app(ECHO_MAX_INBOUND_BYTES="2000")
     response = post_inbound(app.test_client(), inbound_payload(text="x" * 5000))
     assert response.status_code == 413
-    assert response.get_json()["error"] == "request_entity_too_large"
+    assert response.get_json()["error"] == "payload_too_large"
 
 
 def test_database_outage_answers_5xx_so_postmark_retries(make_app):

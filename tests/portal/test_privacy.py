@@ -209,7 +209,7 @@ def test_rate_limits_answer_429_with_retry_after(client, db):
     assert codes[:10] == [201] * 10 and codes[10] == 429
     limited = client.post("/api/v1/support/tickets", headers=headers, json={"subject": "s", "body": "b"})
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
-    assert limited.get_json()["error"] == "too_many_requests"
+    assert limited.get_json()["error"] == "rate_limited"
     other = client.post("/api/v1/support/tickets", headers=bearer("other@example.com"), json={"subject": "s", "body": "b"})
     assert other.status_code == 201  # limits are per customer
     assert db.session.scalar(select(func.count()).select_from(Ticket)) == 11

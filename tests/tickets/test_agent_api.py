@@ -72,7 +72,7 @@ def test_bad_bodies_are_422_and_change_nothing(client, db, agent_token, method, 
     before = client.get("/api/v1/agent/tickets/TKT-0001", headers=headers).get_json()
     response = client.open(f"/api/v1/agent{path}", method=method, headers=headers, json=body)
     assert response.status_code == 422, response.get_json()
-    assert response.get_json()["error"] in ("invalid_payload", "empty_body")
+    assert response.get_json()["error"] in ("invalid_request", "empty_body")
     assert client.get("/api/v1/agent/tickets/TKT-0001", headers=headers).get_json() == before
 
 
