@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -22,6 +23,19 @@ def utcnow() -> datetime:
 def uuid_pk() -> Mapped[uuid.UUID]:
     """Primary key generated in Python (ids are needed before flush) with a database default too."""
     return mapped_column(Uuid, primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()"))
+
+
+def spend_once(model: Any, row_id: Any) -> bool:
+    """Mark a one-time link (a row with `used_at`) used; False when it already was, even if the
+    other use is racing this one in another transaction (the UPDATE decides)."""
+    from sqlalchemy import update
+
+    from echo.extensions import db
+
+    spent = db.session.execute(
+        update(model).where(model.id == row_id, model.used_at.is_(None)).values(used_at=utcnow())
+    )
+    return spent.rowcount == 1
 
 
 def created_at() -> Mapped[datetime]:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from echo.actors import SYSTEM
 from echo.agents.models import ROLES, Agent, AgentInvitation, AgentToken
 from echo.audit import service as audit
-from echo.db import utcnow
+from echo.db import spend_once, utcnow
 from echo.errors import InvalidPayload, NotFound
 from echo.extensions import db
 from echo.inbound.schemas import normalize_email
@@ -108,9 +108,5 @@ def find_invitation(raw: str) -> AgentInvitation:
 
 def use_invitation(invitation: AgentInvitation) -> None:
     """Spend the invitation; a second use of the same link is refused even under a race."""
-    spent = db.session.execute(
-        update(AgentInvitation).where(AgentInvitation.id == invitation.id, AgentInvitation.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if spent != 1:
+    if not spend_once(AgentInvitation, invitation.id):
         raise InvitationInvalid("This invitation link is no longer valid. Ask for a new one.")

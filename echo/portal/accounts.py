@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from echo.actors import Actor
 from echo.audit import service as audit
 from echo.customers.models import Customer
-from echo.db import utcnow
+from echo.db import spend_once, utcnow
 from echo.errors import EchoError
 from echo.extensions import db
 from echo.jobs import queue, redis_connection
@@ -110,11 +110,7 @@ def complete_enrolment(raw: str, credential: object, name: str, rp: passkeys.Rel
     challenge = redis_connection().getdel(f"echo:enrol-challenge:{enrolment.id}")
     verified = passkeys.verify_registration(rp, passkeys.parse_credential(credential),
                                             json.loads(challenge) if challenge else None)
-    spent = db.session.execute(
-        update(CustomerEnrolment).where(CustomerEnrolment.id == enrolment.id, CustomerEnrolment.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if spent != 1:
+    if not spend_once(CustomerEnrolment, enrolment.id):
         raise EnrolmentInvalid("This sign-up link is no longer valid. Ask for a new one.")
     customer = db.session.get(Customer, enrolment.customer_id)
     passkeys.add_passkey(verified, customer_id=customer.id, name=name or "Passkey")
