@@ -35,9 +35,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from procs import children, cpu_seconds, free_port  # noqa: E402
-
 import payloads  # noqa: E402  (bench/payloads.py)
+from procs import children, cpu_seconds, free_port  # noqa: E402
 
 TARGET_RPS = 600.0
 TARGET_P99_MS = 40.0
@@ -231,7 +230,8 @@ class Server:
     def start(self) -> None:
         log(f"starting {self.name}: {' '.join(self.cmd)}")
         self.log_file = open(self.log_path, "wb")
-        self.proc = PROCS.start(self.cmd, env=self.env, cwd=str(self.cwd), stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.proc = PROCS.start(self.cmd, env=self.env, cwd=str(self.cwd), stdout=self.log_file,
+                                stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:
@@ -587,7 +587,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="echo-bench-"))
     template_file = tmp / "templates.txt"
     template_file.write_text(pset.to_wrk_lines(), encoding="utf-8")
-    html_kb = sum(len(json.loads(payloads.RunIds().body(e, 0))["HtmlBody"].encode()) for e in encoded[:200]) / 200 / 1024
+    html_kb = sum(len(json.loads(payloads.RunIds().body(e, 0))["HtmlBody"].encode())
+                  for e in encoded[:200]) / 200 / 1024
 
     wrk = find_wrk(allow_install=True) if args.client in ("auto", "wrk") else None
     if args.client == "wrk" and not wrk:
@@ -715,7 +716,7 @@ def median_rounds(rounds: dict[str, list]) -> dict:
         out[name] = median
     if rounds.get("echo") and rounds.get("baseline"):
         out["echo"]["rounds_ratio"] = [round(e["rps"] / b["rps"], 3)
-                                       for e, b in zip(rounds["echo"], rounds["baseline"]) if b["rps"]]
+                                       for e, b in zip(rounds["echo"], rounds["baseline"], strict=False) if b["rps"]]
     return out
 
 
@@ -807,9 +808,11 @@ def build_report(args, results: dict, client_name: str, pset, html_kb: float, pr
 def print_report(report: dict) -> None:
     c = report["config"]
     print()
-    print(f"Echo inbound webhook benchmark: gunicorn sync x{c['workers']} workers, {c['clients']} clients ({c['client']}),"
+    print(f"Echo inbound webhook benchmark: gunicorn sync x{c['workers']} workers, {c['clients']} clients "
+          f"({c['client']}),"
           f" {c['seconds']:g} s measured after {c['warmup']:g} s warm-up, {c['cpus']} CPUs")
-    print(f"Payloads: {c['templates']} templates, mean {c['mean_payload_kb']} KB JSON (HtmlBody {c['mean_html_kb']} KB),"
+    print(f"Payloads: {c['templates']} templates, mean {c['mean_payload_kb']} KB JSON "
+          f"(HtmlBody {c['mean_html_kb']} KB),"
           f" {c['reply_share']:.0%} replies via In-Reply-To, {c['customers']} customers,"
           f" ECHO_FLOOD_LIMIT={c['flood_limit']}")
     print(f"Echo source: {c['echo_src']}")
@@ -823,7 +826,8 @@ def print_report(report: dict) -> None:
     print("CPU during the measured window, % of all cores (and CPU ms per request):")
     for name, r in report["results"].items():
         shares = ", ".join(
-            f"{role} {pct:.0f}%" + (f" ({r['cpu_ms_per_request'][role]:.1f} ms)" if role in r["cpu_ms_per_request"] else "")
+            f"{role} {pct:.0f}%"
+            + (f" ({r['cpu_ms_per_request'][role]:.1f} ms)" if role in r["cpu_ms_per_request"] else "")
             for role, pct in r["cpu_pct_of_machine"].items())
         note = f"  [busy before start: {r['cpu_busy_before_pct']:.0f}%]" if r["cpu_busy_before_pct"] > 15 else ""
         print(f"  {name:9} {shares}{note}")
@@ -864,7 +868,8 @@ def print_report(report: dict) -> None:
             return "n/a (baseline not run)" if m is None else ("met" if m else "NOT MET")
 
         vs = t["vs_baseline"]["value"]
-        print(f"Targets: >= {TARGET_RPS:g} emails/s: {t['throughput_rps']['value']:.1f} {mark(t['throughput_rps']['met'])}"
+        print(f"Targets: >= {TARGET_RPS:g} emails/s: {t['throughput_rps']['value']:.1f} "
+              f"{mark(t['throughput_rps']['met'])}"
               f" | p99 < {TARGET_P99_MS:g} ms: {t['p99_ms']['value']:.1f} ms {mark(t['p99_ms']['met'])}"
               f" | >= {TARGET_RATIO} x baseline: {'-' if vs is None else f'{vs:.3f}'} {mark(t['vs_baseline']['met'])}"
               f" | errors: {t['no_errors']['value']} {mark(t['no_errors']['met'])}")

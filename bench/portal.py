@@ -58,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--customers", type=int, default=1000, help="portal customers (default 1000)")
     p.add_argument("--tickets", type=int, default=20, help="visible tickets per portal customer (default 20)")
-    p.add_argument("--other-customers", type=int, default=4000, help="customers who never use the portal (default 4000)")
+    p.add_argument("--other-customers", type=int, default=4000,
+                   help="customers who never use the portal (default 4000)")
     p.add_argument("--audit-rows", type=int, default=300_000, help="older support_audit_log rows (default 300000)")
     p.add_argument("--requests", type=int, default=2000, help="measured requests per endpoint (default 2000)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up requests per endpoint (default 200)")
@@ -597,7 +598,8 @@ def print_report(r: dict, args) -> None:
     out()
     out(f"In-process server time (Flask test client, single thread, {args.requests} requests per endpoint, "
         f"interleaved, after {args.warmup} warm-up each; {r['in_process_wall_s']} s)")
-    hdr = f"{'endpoint':<30}{'n':>6}{'non200':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'mean':>8}{'req/s':>8}{'KB':>7}"
+    hdr = (f"{'endpoint':<30}{'n':>6}{'non200':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'mean':>8}"
+           f"{'req/s':>8}{'KB':>7}")
     labels = {"list p1": "list page 1 (per_page 20)", "list p2": f"list page 2 (per_page {args.page2_per_page})",
               "detail": "detail (random own ticket)", "detail 30 threads": "detail (30 messages)"}
     for title, key in (("all measured slices", "in_process"), ("full-speed slices only", "in_process_full_speed")):
@@ -613,7 +615,8 @@ def print_report(r: dict, args) -> None:
     out()
     out(f"Where the time goes (instrumented pass, {args.analysis_requests} requests per endpoint; mean ms per request; "
         f"host speed {r['breakdown_cpu_speed_ms']:.3f} ms)")
-    hdr = f"{'endpoint':<30}{'total':>8}{'DB':>8}{'Redis':>8}{'Python':>8}{'SQL':>6}{'COMMIT':>8}{'ROLLBK':>8}{'Redis#':>8}"
+    hdr = (f"{'endpoint':<30}{'total':>8}{'DB':>8}{'Redis':>8}{'Python':>8}{'SQL':>6}{'COMMIT':>8}{'ROLLBK':>8}"
+           f"{'Redis#':>8}")
     out(hdr)
     out("-" * len(hdr))
     for name, b in r["breakdown"].items():
@@ -668,7 +671,8 @@ def print_report(r: dict, args) -> None:
         out()
         out(f"HTTP: gunicorn {h['command'].split('gunicorn')[-1].strip()} (access log off), {h['client']} with "
             f"{h['connections']} keep-alive connections")
-        hdr = f"{'run':<30}{'secs':>6}{'reqs':>8}{'req/s':>8}{'p50':>8}{'p90':>8}{'p95':>8}{'p99':>8}{'max':>8}  statuses"
+        hdr = (f"{'run':<30}{'secs':>6}{'reqs':>8}{'req/s':>8}{'p50':>8}{'p90':>8}{'p95':>8}{'p99':>8}{'max':>8}"
+               "  statuses")
         out(hdr)
         out("-" * len(hdr))
         for key, label in (("mixed", "list p1 + detail (50/50)"), ("list", "list p1 only"), ("detail", "detail only")):

@@ -95,7 +95,7 @@ class Probe:
         self._saved.append((owner, name, original))
         setattr(owner, name, self._timed(label, original))
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         import importlib
 
         import psycopg
@@ -304,7 +304,7 @@ def cprofile(run_requests, count: int, top: int = 18) -> dict:
     total = sum(v[2] for v in stats.stats.values())   # tottime
     groups: Counter = Counter()
     rows = []
-    for (filename, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         groups[_group(filename)] += tt
         short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
         rows.append((tt, ct, nc, f"{short}:{line}({func})"))

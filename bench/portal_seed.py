@@ -35,7 +35,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -289,7 +289,7 @@ class Generator:
         threads, atts = [], []
         prev_text, prev_when, prev_who, prev_mid, refs = None, None, None, None, []
         last_in = last_out = None
-        for kind, when in zip(kinds, times):
+        for kind, when in zip(kinds, times, strict=True):
             thid = self.uid()
             if kind == "internal":
                 note = self.text.note()
@@ -363,14 +363,14 @@ def _customer_times(rng: random.Random, now: datetime, count: int) -> list[datet
     ages = sorted((rng.random() ** 1.6) * life for _ in range(count))
     if rng.random() < 0.6:   # most active customers wrote in the last two weeks
         ages[0] = rng.uniform(0.02, 14)
-    return sorted((now - timedelta(days=a) for a in ages))
+    return sorted(now - timedelta(days=a) for a in ages)
 
 
 def seed(db: Database, plan: Plan) -> Seeded:
     import psycopg
 
     t0 = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     gen = Generator(plan, now)
     rng = gen.rng
     with psycopg.connect(db.dsn) as conn:
@@ -410,8 +410,8 @@ def seed(db: Database, plan: Plan) -> Seeded:
             portal = i < plan.portal_customers
             count = plan.tickets_per_customer if portal else rng.choice((1, 1, 2, 2, 3, 4, 5, 6))
             starts = _customer_times(rng, now, count)
-            customer_rows.append((cid, email, name, starts[0] - timedelta(days=1), now - timedelta(hours=rng.uniform(0, 48)),
-                                  rng.random() < 0.01))
+            customer_rows.append((cid, email, name, starts[0] - timedelta(days=1),
+                                  now - timedelta(hours=rng.uniform(0, 48)), rng.random() < 0.01))
             if portal:
                 pc = PortalCustomer(cid, email, secrets.token_urlsafe(24))
                 customers.append(pc)

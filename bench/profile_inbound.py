@@ -111,7 +111,8 @@ def main() -> int:
         from sqlalchemy.engine import Engine
         from sqlalchemy.engine.interfaces import CacheStats as C
         cache_names = {C.CACHE_HIT: "hit", C.CACHE_MISS: "miss", C.CACHING_DISABLED: "caching disabled",
-                       C.NO_CACHE_KEY: "no cache key (uncacheable construct)", C.NO_DIALECT_SUPPORT: "no dialect support"}
+                       C.NO_CACHE_KEY: "no cache key (uncacheable construct)",
+                       C.NO_DIALECT_SUPPORT: "no dialect support"}
 
         @event.listens_for(Engine, "before_cursor_execute")
         def _count(conn, cursor, statement, parameters, context, executemany):
@@ -172,8 +173,8 @@ def main() -> int:
                 print(f"  {total / n * 1000:7.3f}  {label}")
             ingest = timings.get("ingest_email (total)", 0.0)
             nested = sum(v for k, v in timings.items() if k.startswith("  "))
-            print(f"  {(ingest - nested) / n * 1000:7.3f}    rest of ingest_email (Thread/outbox/message_ids/audit INSERTs "
-                  "through ORM flushes, header parsing, guards)")
+            print(f"  {(ingest - nested) / n * 1000:7.3f}    rest of ingest_email "
+                  "(Thread/outbox/message_ids/audit INSERTs through ORM flushes, header parsing, guards)")
             top = sum(v for k, v in timings.items() if not k.startswith("  "))
             print(f"  {(wall - top) / n * 1000:7.3f}  outside the stages (Flask dispatch, auth, JSON decode, response)")
         if profiler:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -153,7 +154,8 @@ SELECT count(*) FILTER (WHERE NOT ok), count(*) FROM (
          IS NOT DISTINCT FROM
          (SELECT array_agg(DISTINCT l ORDER BY l) FROM (
              SELECT unnest(tsvector_to_array(to_tsvector('english'::regconfig, t.subject)))
-             UNION ALL SELECT unnest(tsvector_to_array(th.search_vector)) FROM threads th WHERE th.ticket_id = t.id) x(l)
+             UNION ALL SELECT unnest(tsvector_to_array(th.search_vector))
+                         FROM threads th WHERE th.ticket_id = t.id) x(l)
          ) AS ok
     FROM tickets t
    WHERE t.seq = ANY(%(seqs)s) OR t.id IN (SELECT id FROM tickets ORDER BY random() LIMIT 3000)
@@ -201,7 +203,8 @@ def ticket_df(conn, query: str) -> int:
 MCE_SQL = """
 WITH mce AS (
     SELECT u.e, u.f FROM pg_stats,
-           unnest(most_common_elems::text::text[], most_common_elem_freqs[1:array_length(most_common_elems, 1)]) AS u(e, f)
+           unnest(most_common_elems::text::text[],
+                  most_common_elem_freqs[1:array_length(most_common_elems, 1)]) AS u(e, f)
      WHERE schemaname = 'public' AND tablename = 'threads' AND attname = 'search_vector'
 )
 SELECT w, mce.f FROM unnest(%s::text[]) AS w
@@ -288,7 +291,8 @@ def choose_cases(conn, stats: dict, cap: int) -> list[Case]:
             continue
         frag = local.split(".")[0] + "." + local.split(".")[1][0]
         n = conn.execute("SELECT count(*) FROM customers c WHERE email ILIKE %s AND EXISTS "
-                         "(SELECT 1 FROM tickets t WHERE t.customer_id = c.id)", (f"%{escape_like(frag)}%",)).fetchone()[0]
+                         "(SELECT 1 FROM tickets t WHERE t.customer_id = c.id)",
+                         (f"%{escape_like(frag)}%",)).fetchone()[0]
         if 2 <= n <= 40:
             cases.append(Case("email fragment", frag, [frag], note=f"{n} customers"))
             break
@@ -511,7 +515,8 @@ def checks(conn, cases: list[Case], echo: dict, stats: dict) -> list[dict]:
     add("rare word: every result contains the word", ids and not bad,
         f"{len(ids)} results, {len(bad)} without '{rare.query}'")
     planted = set(stats["planted_tickets"][rare.query])
-    live = conn.execute("SELECT count(*) FROM tickets WHERE seq = ANY(%s) AND merged_into_id IS NULL AND NOT quarantined",
+    live = conn.execute("SELECT count(*) FROM tickets "
+                        "WHERE seq = ANY(%s) AND merged_into_id IS NULL AND NOT quarantined",
                         (sorted(planted),)).fetchone()[0]
     add("rare word: total = tickets it was planted in", total == live,
         f"Echo total {total}, planted in {live} live tickets")
@@ -524,7 +529,7 @@ def checks(conn, cases: list[Case], echo: dict, stats: dict) -> list[dict]:
     for case in cases:
         ids, total, capped = echo["last"][f"search:{case.key}"]
         rows = ids or []
-        ordered = all((a[1], a[2]) >= (b[1], b[2]) for a, b in zip(rows, rows[1:]))
+        ordered = all((a[1], a[2]) >= (b[1], b[2]) for a, b in pairwise(rows))
         add(f"{case.key}: ordered by updated_at desc", ordered, f"{len(rows)} results")
         same = [r[0] for r in rows] == case.exact_top
         add(f"{case.key}: page 1 = exact newest 25 matches", same,
@@ -537,7 +542,7 @@ def checks(conn, cases: list[Case], echo: dict, stats: dict) -> list[dict]:
                 f"{member}/{len(ranked_ids)} match")
     for name in ("inbox:open", "inbox:all"):
         rows, total, _ = echo["last"][name]
-        ordered = all((a[1], a[2]) >= (b[1], b[2]) for a, b in zip(rows, rows[1:]))
+        ordered = all((a[1], a[2]) >= (b[1], b[2]) for a, b in pairwise(rows))
         add(f"{name}: ordered by updated_at desc", ordered and len(rows) == min(25, total), f"{len(rows)} of {total}")
     return out
 
@@ -558,8 +563,9 @@ def report(result: dict) -> str:
     lines.append("")
     lines.append(f"Corpus: {s['tickets']:,} tickets, {s['threads']:,} threads, {s['customers']:,} customers "
                  f"({s['database_mb']:,} MB; statuses {s['status_counts']})")
-    lines.append(f"Seed: {s['seed_s']:.0f} s total = migrate {s['migrate_s']:.1f} s + COPY {s['copy_tickets_threads_s']:.0f} s "
-                 f"({s['jobs']} workers) + indexes {s['index_build_s']:.0f} s (mode '{s['index_mode']}') + "
+    lines.append(f"Seed: {s['seed_s']:.0f} s total = migrate {s['migrate_s']:.1f} s + "
+                 f"COPY {s['copy_tickets_threads_s']:.0f} s ({s['jobs']} workers) + "
+                 f"indexes {s['index_build_s']:.0f} s (mode '{s['index_mode']}') + "
                  f"VACUUM ANALYZE {s['vacuum_analyze_s']:.0f} s; final indexes identical to the migrated schema: "
                  f"{s.get('schema_equal_to_migrated')}")
     load = result["echo_load"]
@@ -582,21 +588,23 @@ def report(result: dict) -> str:
         speed2 = f"{row['speedup_paginate']:,.0f}x" if row["speedup_paginate"] else "-"
         lines.append(f"{row['class']:16s} {row['query'][:24]:24s} {total:>11s} {row['exact_total']:>7} "
                      f"{fmt_ms(row['p50']):>7s} {fmt_ms(row['p95']):>7s} {fmt_ms(row['ranked_p95']):>10s} "
-                     f"{fmt_ms(row['baseline_p50']):>9s} {fmt_ms(row['baseline_count_p50']):>8s} {speed:>8s} {speed2:>8s}")
+                     f"{fmt_ms(row['baseline_p50']):>9s} {fmt_ms(row['baseline_count_p50']):>8s} "
+                     f"{speed:>8s} {speed2:>8s}")
     lines.append("")
     for row in result["table"]:
         lines.append(f"  {row['class']:16s} {row['note']}; baseline matched {row['baseline_total']} tickets")
     lines.append("")
     for name, st in result["other"].items():
-        lines.append(f"{name:22s} p50 {fmt_ms(st['p50']):>6s} ms   p95 {fmt_ms(st['p95']):>6s} ms   max {fmt_ms(st['max']):>6s} ms")
+        lines.append(f"{name:22s} p50 {fmt_ms(st['p50']):>6s} ms   p95 {fmt_ms(st['p95']):>6s} ms   "
+                     f"max {fmt_ms(st['max']):>6s} ms")
     if result.get("http"):
         h = result["http"]
         if "error" in h:
             lines.append(f"HTTP (test client): {h['error']}")
         else:
-            for label, v in h.items():
-                lines.append(f"HTTP GET {v['url'][:40]:40s} -> {v['status']}, p50 {fmt_ms(v['p50'])} ms (whole request, "
-                             f"incl. template and status counts)")
+            for v in h.values():
+                lines.append(f"HTTP GET {v['url'][:40]:40s} -> {v['status']}, p50 {fmt_ms(v['p50'])} ms "
+                             "(whole request, incl. template and status counts)")
     lines.append("")
     lines.append("Checks:")
     for c in result["checks"]:
@@ -673,7 +681,8 @@ def main() -> int:
         stats["migrate_s"] = migrate_s
         stats["seed_s"] += migrate_s
         log(f"seeded in {stats['seed_s']:.0f} s: COPY {stats['copy_tickets_threads_s']:.0f} s, indexes "
-            f"{stats['index_build_s']:.0f} s, VACUUM ANALYZE {stats['vacuum_analyze_s']:.0f} s; {stats['database_mb']} MB")
+            f"{stats['index_build_s']:.0f} s, VACUUM ANALYZE {stats['vacuum_analyze_s']:.0f} s; "
+            f"{stats['database_mb']} MB")
         result["seed"] = {k: v for k, v in stats.items() if k not in ("customer_emails", "planted_tickets")}
 
         from echo import create_app

@@ -524,8 +524,8 @@ def make_customers(n: int, rng: random.Random):
         company_domains.append(w + rng.choice([".com", ".com", ".com", ".io", ".co.uk", ".de", ".net", ".org", ".ca"]))
     seen, out = set(), []
     while len(out) < n:
-        f, l = first(), last()
-        fl, ll = f.lower(), l.lower().replace("'", "").replace(" ", "")
+        given, family = first(), last()
+        fl, ll = given.lower(), family.lower().replace("'", "").replace(" ", "")
         if rng.random() < 0.62:
             domain = free_domains[bisect(free_cum, rng.random() * free_cum[-1])]
         else:
@@ -547,7 +547,7 @@ def make_customers(n: int, rng: random.Random):
         while email in seen:
             email = f"{local}{rng.randint(1, 999)}@{domain}"
         seen.add(email)
-        out.append((email, f"{f} {l}", f))
+        out.append((email, f"{given} {family}", given))
     return out
 
 

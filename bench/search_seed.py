@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
-import os
 import queue
 import random
 import sys
@@ -31,13 +30,12 @@ import threading
 import time
 import uuid
 from bisect import bisect_right
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import search_corpus as corpus  # noqa: E402
 import benchdb  # noqa: E402
+import search_corpus as corpus  # noqa: E402
 
 CHUNK = 1000
 DAY = 86400.0
@@ -193,7 +191,8 @@ def copy_customers_and_agents(conn, plan: Plan) -> None:
     with conn.cursor() as cur:
         with cur.copy("COPY agents (id, email, display_name, role, active, created_at) FROM STDIN") as cp:
             for i, (aid, _first, full, email) in enumerate(plan.agents):
-                cp.write(f"{aid}\t{email}\t{esc(full)}\t{'superadmin' if i == 0 else 'ops'}\tt\t{ts(plan.now - 800 * DAY)}\n")
+                role = "superadmin" if i == 0 else "ops"
+                cp.write(f"{aid}\t{email}\t{esc(full)}\t{role}\tt\t{ts(plan.now - 800 * DAY)}\n")
         with cur.copy("COPY customers (id, email, display_name, first_seen_at, last_seen_at, email_bounced) "
                       "FROM STDIN") as cp:
             buf = []
@@ -262,17 +261,19 @@ def _worker(index: int, start: int, stop: int, dsn: str, superuser: bool, progre
                     updated = times[-1] + (rand() * 600 if rand() < 0.3 else 0.0)
                     age = now - updated
                     if last_public == "inbound":
-                        status = "open" if age < 5 * DAY or rand() < 0.06 else ("closed" if rand() < 0.8 else "resolved")
+                        status = ("open" if age < 5 * DAY or rand() < 0.06
+                                  else ("closed" if rand() < 0.8 else "resolved"))
                     else:
                         status = (("pending" if rand() < 0.7 else "resolved") if age < 7 * DAY
                                   else ("closed" if rand() < 0.8 else "resolved"))
                     closed_at = ts(updated) if status == "closed" else NULL
-                    last_in = max((x for x, d in zip(times, dirs) if d == "inbound"), default=None)
-                    last_out = max((x for x, d in zip(times, dirs) if d == "outbound"), default=None)
+                    last_in = max((x for x, d in zip(times, dirs, strict=True) if d == "inbound"), default=None)
+                    last_out = max((x for x, d in zip(times, dirs, strict=True) if d == "outbound"), default=None)
                     tags = "{}"
                     if rand() < 0.35:
                         tags = "{" + ",".join(sorted({tag_pick() for _ in range(randint(1, 3))})) + "}"
-                    category = ("account", "billing", "bug_report", "feature_request")[randint(0, 3)] if rand() < 0.6 else NULL
+                    category = (("account", "billing", "bug_report", "feature_request")[randint(0, 3)]
+                                if rand() < 0.6 else NULL)
                     quarantined = rand() < 0.005
                     merged = previous_ticket_id if (previous_ticket_id and rand() < 0.01) else NULL
                     ticket_rows.append(
@@ -297,7 +298,8 @@ def _worker(index: int, start: int, stop: int, dsn: str, superuser: bool, progre
                             spam = f"{rand() * 2.5:.2f}"
                         elif d == "outbound":
                             text = gen.agent_message(cfirst, helper[2], BRAND, extra)
-                            sender_email, sender_name, author, source = SUPPORT_ADDRESS, esc(helper[2]), helper[0], "console"
+                            sender_email, sender_name = SUPPORT_ADDRESS, esc(helper[2])
+                            author, source = helper[0], "console"
                             msgid = f"<{uuid.uuid4().hex}@echo.local>"
                             pmid, thread_customer, spam = NULL, NULL, NULL
                         else:
@@ -392,7 +394,8 @@ def seed(db: Database, *, tickets: int, threads_per_ticket: float, customers: in
             if time.perf_counter() - last_log > 15:
                 done = progress.value
                 rate = done / (time.perf_counter() - t0)
-                log(f"  copied {done:,}/{tickets:,} tickets ({rate:,.0f}/s, ~{(tickets - done) / max(rate, 1):.0f} s left)")
+                left = (tickets - done) / max(rate, 1)
+                log(f"  copied {done:,}/{tickets:,} tickets ({rate:,.0f}/s, ~{left:.0f} s left)")
                 last_log = time.perf_counter()
         failed = [p for p in procs if p.exitcode not in (0,)]
         if failed:
@@ -430,7 +433,8 @@ def seed(db: Database, *, tickets: int, threads_per_ticket: float, customers: in
         stats["vacuum_analyze_s"] = time.perf_counter() - t0
         if superuser:  # the FK triggers were skipped: check the references the benchmark relies on
             orphans = conn.execute(
-                "SELECT (SELECT count(*) FROM threads th WHERE NOT EXISTS (SELECT 1 FROM tickets t WHERE t.id = th.ticket_id))"
+                "SELECT (SELECT count(*) FROM threads th"
+                "        WHERE NOT EXISTS (SELECT 1 FROM tickets t WHERE t.id = th.ticket_id))"
                 " + (SELECT count(*) FROM tickets t WHERE t.customer_id IS NOT NULL AND NOT EXISTS"
                 "    (SELECT 1 FROM customers c WHERE c.id = t.customer_id))").fetchone()[0]
             if orphans:

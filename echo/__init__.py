@@ -74,6 +74,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     from echo.extensions import csrf
 
     settings = _with_services(load_settings(config))
+    assert settings.redis_url is not None  # set by _with_services
     # No app-level templates or static folder: they come with Echo's blueprints, as in a host app.
     app = Flask("echo", template_folder=None, static_folder=None, instance_path=str(settings.instance_path))
     app.config.update(
@@ -95,7 +96,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         # Only the addresses the trusted proxies appended are believed; Host is never taken from a
         # proxy (links use ECHO_CONSOLE_URL / ECHO_PORTAL_URL).
         hops = settings.trusted_proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
+        # Wrapping wsgi_app is how Flask installs middleware; mypy refuses any assignment to a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     return app
 
 
@@ -117,6 +120,7 @@ def init_app(app: Flask, config: Settings | Mapping[str, str] | None = None, *,
     up before calling this, so that Echo can exempt its own blueprints (they check their own forms).
     """
     settings = _with_services(load_settings(config))
+    assert settings.redis_url is not None  # set by _with_services
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.secret_key
     # What csrf.protect() reads, at Flask-WTF's defaults, should the host not use Flask-WTF itself

@@ -17,11 +17,11 @@ class Actor:
         return "system" if self.kind == "system" else f"{self.kind}:{self.id}"
 
     @classmethod
-    def agent(cls, agent) -> "Actor":
+    def agent(cls, agent) -> Actor:
         return cls("agent", agent.id, agent.role)
 
     @classmethod
-    def customer(cls, customer_id: uuid.UUID) -> "Actor":
+    def customer(cls, customer_id: uuid.UUID) -> Actor:
         return cls("customer", customer_id)
 
 

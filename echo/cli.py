@@ -13,12 +13,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from echo.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
 
 DEMO_AGENT = "demo@echo.local"
 DEFAULT_CONSOLE_URL = "http://localhost:5000"
@@ -67,8 +71,13 @@ def register(app: Flask) -> None:
 def _app() -> Flask:
     """The Echo app, built now if no command built it yet (which starts any embedded servers)."""
     if current_app:
-        return current_app._get_current_object()
+        return _current_app()
     return click.get_current_context().ensure_object(ScriptInfo).load_app()
+
+
+def _current_app() -> Flask:
+    """The app itself behind the `current_app` proxy (Flask annotates the proxy as a Flask)."""
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
 
 
 @click.command("serve")
@@ -83,6 +92,7 @@ def serve(host: str, port: int, web_workers: int, start_timeout: int) -> None:
     app = _app()
     with app.app_context():
         settings = _prepare_database()
+    assert settings.database_url is not None and settings.redis_url is not None  # the app started both
     url = f"http://{_display_host(host)}:{port}"
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
                ECHO_INSTANCE_PATH=str(settings.instance_path))
@@ -316,7 +326,7 @@ def worker(burst: bool) -> None:
     """Run background jobs (outbound mail, retries, maintenance)."""
     from workers.worker import run
 
-    run(current_app._get_current_object(), burst=burst)
+    run(_current_app(), burst=burst)
 
 
 @click.command("inbound")

@@ -68,17 +68,17 @@ class Settings:
     def support_local_part(self) -> str:
         return self.support_address.rpartition("@")[0]
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables, collecting every problem before failing."""
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         mode = reader.choice("ECHO_ENV", ("development", "production", "test"), "development")
         production = mode == "production"
-        values = dict(
+        settings = cls(
             env=mode,
             database_url=reader.database_url("DATABASE_URL"),
             redis_url=reader.url("REDIS_URL", ("redis", "rediss", "unix")),
@@ -109,20 +109,21 @@ class Settings:
             # How many proxies in front may set X-Forwarded-For/-Proto (1 on Heroku); 0 trusts none.
             trusted_proxy_hops=reader.integer("ECHO_TRUSTED_PROXY_HOPS", 0),
         )
-        if values["cf_access_team_domain"]:
-            if not values["cf_access_aud"]:
+        if settings.cf_access_team_domain:
+            if not settings.cf_access_aud:
                 reader.problems.append("ECHO_CF_ACCESS_AUD is required with ECHO_CF_ACCESS_TEAM_DOMAIN")
-            values["cf_access_certs_url"] = values["cf_access_certs_url"] or (
-                f"https://{values['cf_access_team_domain']}/cdn-cgi/access/certs")
-        if values["storage"] == "s3" and not values["s3_bucket"]:
+            settings = replace(settings, cf_access_certs_url=settings.cf_access_certs_url or (
+                f"https://{settings.cf_access_team_domain}/cdn-cgi/access/certs"))
+        if settings.storage == "s3" and not settings.s3_bucket:
             reader.problems.append("S3_BUCKET is required when ECHO_STORAGE=s3")
         if production:
             for name in ("DATABASE_URL", "REDIS_URL"):
                 if not env.get(name):
-                    reader.problems.append(f"{name} is required when ECHO_ENV=production (embedded servers are for development)")
+                    reader.problems.append(
+                        f"{name} is required when ECHO_ENV=production (embedded servers are for development)")
         if reader.problems:
             raise ConfigError(reader.problems)
-        return cls(**values)
+        return settings
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))

@@ -1,23 +1,28 @@
 """Column helpers shared by every feature's models, and the runner of once-compiled statements."""
 
 import uuid
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypedDict, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, DateTime, Executable, Uuid, func, text
+from sqlalchemy import ClauseElement, Connection, CursorResult, DateTime, Result, Uuid, func, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 
+class _Deferrable(TypedDict):
+    deferrable: bool
+    initially: str
+
+
 # References between rows one transaction writes together (an outbox row and its thread, a message
 # id and its thread): checked at COMMIT, so whatever order the rows are written in is safe.
-DEFERRED = {"deferrable": True, "initially": "DEFERRED"}
+DEFERRED: _Deferrable = {"deferrable": True, "initially": "DEFERRED"}
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:
@@ -35,7 +40,14 @@ def spend_once(model: Any, row_id: Any) -> bool:
     spent = db.session.execute(
         update(model).where(model.id == row_id, model.used_at.is_(None)).values(used_at=utcnow())
     )
-    return spent.rowcount == 1
+    return affected_rows(spent) == 1
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through the session touched.
+
+    `Session.execute` is typed to return a plain Result; for these statements it is a CursorResult."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def created_at() -> Mapped[datetime]:
@@ -45,7 +57,7 @@ def created_at() -> Mapped[datetime]:
 _compiled: dict[int, tuple[str, dict]] = {}
 
 
-def execute_compiled(conn: Connection, statement: Executable, params: dict) -> psycopg.Cursor:
+def execute_compiled(conn: Connection, statement: ClauseElement, params: dict) -> psycopg.Cursor[Any]:
     """Execute a module-level statement by its once-compiled SQL on the connection's own psycopg
     connection (inside the session's transaction); rows come back as named tuples.
 
@@ -59,14 +71,17 @@ def execute_compiled(conn: Connection, statement: Executable, params: dict) -> p
     missing = [name for name, value in defaults.items() if value is None and name not in params]
     if missing:  # a column whose Python-side default the driver would not run
         raise ValueError(f"no value for {missing}")
-    cursor = conn.connection.driver_connection.cursor(row_factory=namedtuple_row)
+    driver = conn.connection.driver_connection
+    assert driver is not None, "a connection in use has its psycopg connection"
+    cursor: psycopg.Cursor[Any] = driver.cursor(row_factory=namedtuple_row)
     try:
         return cursor.execute(sql, {**defaults, **params})
     except psycopg.Error as exc:
         # Raise what SQLAlchemy itself would (IntegrityError when a duplicate delivery raced us,
         # OperationalError when the server is away, with the connection invalidated), without the
         # parameters: they hold mail bodies.
-        gone = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+        # SQLAlchemy types the error as its own DBAPIModule.Error class, which no driver's errors subclass.
+        gone = conn.dialect.is_disconnect(exc, conn.connection, cursor)  # type: ignore[arg-type]
         if gone:
             conn.invalidate(exc)
         raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=gone,

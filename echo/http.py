@@ -13,9 +13,9 @@ def require_webhook_auth() -> None:
     """Check Postmark's HTTP Basic credentials in constant time (both parts, always)."""
     settings = current_app.config["ECHO"]
     auth = request.authorization
-    basic = auth is not None and auth.type == "basic"
-    user = (auth.username or "") if basic else ""
-    password = (auth.password or "") if basic else ""
+    basic = auth if auth is not None and auth.type == "basic" else None
+    user = (basic.username or "") if basic is not None else ""
+    password = (basic.password or "") if basic is not None else ""
     user_ok = hmac.compare_digest(user.encode(), settings.webhook_user.encode())
     password_ok = hmac.compare_digest(password.encode(), settings.webhook_password.encode())
     if not (user_ok and password_ok):

@@ -7,12 +7,12 @@ from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String, t
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from echo.db import created_at, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model
 
 ROLES = ("ops", "superadmin")
 
 
-class Agent(db.Model):
+class Agent(Model):
     __tablename__ = "agents"
     __table_args__ = (CheckConstraint("role IN ('ops', 'superadmin')", name="role"),)
 
@@ -24,7 +24,7 @@ class Agent(db.Model):
     created_at: Mapped[datetime] = created_at()
 
 
-class AgentToken(db.Model):
+class AgentToken(Model):
     """A personal access token (`echo_pat_…`); only its SHA-256 is stored."""
 
     __tablename__ = "agent_tokens"
@@ -40,7 +40,7 @@ class AgentToken(db.Model):
     agent: Mapped[Agent] = relationship(lazy="joined")
 
 
-class AgentInvitation(db.Model):
+class AgentInvitation(Model):
     """A one-time enrolment link: random, stored as SHA-256, expiring, single use."""
 
     __tablename__ = "agent_invitations"
@@ -55,7 +55,7 @@ class AgentInvitation(db.Model):
     agent: Mapped[Agent] = relationship(lazy="joined")
 
 
-class AgentSession(db.Model):
+class AgentSession(Model):
     """A signed-in console session; the cookie carries only its random id."""
 
     __tablename__ = "agent_sessions"

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from echo.actors import SYSTEM
 from echo.agents.models import ROLES, Agent, AgentInvitation, AgentToken
 from echo.audit import service as audit
-from echo.db import spend_once, utcnow
+from echo.db import affected_rows, spend_once, utcnow
 from echo.errors import InvalidPayload, NotFound
 from echo.extensions import db
 from echo.inbound.schemas import normalize_email
@@ -59,10 +59,10 @@ def revoke_tokens(email: str) -> int:
     agent = db.session.scalar(select(Agent).where(Agent.email == normalize_email(email)))
     if agent is None:
         raise UnknownAgent(f"No agent {email}.")
-    revoked = db.session.execute(
+    revoked = affected_rows(db.session.execute(
         update(AgentToken).where(AgentToken.agent_id == agent.id, AgentToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    ).rowcount
+    ))
     audit.record(SYSTEM, "agents.tokens_revoked", "agent", agent.id, count=revoked)
     return revoked
 

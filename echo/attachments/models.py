@@ -7,10 +7,10 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from echo.db import DEFERRED, created_at, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model
 
 
-class Attachment(db.Model):
+class Attachment(Model):
     __tablename__ = "attachments"
 
     id: Mapped[uuid.UUID] = uuid_pk()

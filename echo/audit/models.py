@@ -8,10 +8,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from echo.db import created_at
-from echo.extensions import db
+from echo.extensions import Model
 
 
-class AuditLog(db.Model):
+class AuditLog(Model):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
 
@@ -24,7 +24,7 @@ class AuditLog(db.Model):
     created_at: Mapped[datetime] = created_at()
 
 
-class SupportAuditLog(db.Model):
+class SupportAuditLog(Model):
     __tablename__ = "support_audit_log"
     __table_args__ = (Index("ix_support_audit_log_created", "created_at"),)
 

@@ -15,7 +15,7 @@ from echo.actors import Actor
 from echo.agents.models import Agent, AgentSession
 from echo.audit import service as audit
 from echo.db import utcnow
-from echo.errors import EchoError, Forbidden, Unauthorized
+from echo.errors import Forbidden, Unauthorized
 from echo.extensions import db
 from echo.security import token_hash
 
@@ -49,14 +49,22 @@ def end_session() -> None:
 def current_agent() -> Agent | None:
     """The agent of this request: the host's signed-in admin when a host app supplies the identity
     (then only the host's word counts), else Cloudflare Access if enabled, else the session cookie."""
-    # Cached on the request, not on g: an app context can outlive one request (tests, CLI).
-    if hasattr(request, "echo_agent"):
-        return request.echo_agent
+    # Cached in the request's WSGI environ, not on g: an app context can outlive one request (tests, CLI).
+    if "echo.agent" in request.environ:
+        return request.environ["echo.agent"]
     if hosting.supplies_agents():
         agent = hosting.host_agent()
     else:
         agent = _agent_from_cf_access() or _agent_from_session()
-    request.echo_agent = agent
+    request.environ["echo.agent"] = agent
+    return agent
+
+
+def signed_in_agent() -> Agent:
+    """The agent of a request that `require_agent()` already let through."""
+    agent = current_agent()
+    if agent is None:
+        raise NotSignedIn("Your session timed out. Sign in again to continue.")
     return agent
 
 

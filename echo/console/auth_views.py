@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import (
-    Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, session, url_for,
-)
+from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import delete, select
 
 from echo import hosting
@@ -162,8 +160,8 @@ def add_passkey_verify():
 @bp.post("/account/passkeys/<uuid:passkey_id>/revoke")
 def revoke_passkey(passkey_id: uuid.UUID):
     """An agent removes one of their own passkeys (never someone else's)."""
-    require_agent()
-    db.session.execute(delete(Passkey).where(Passkey.id == passkey_id, Passkey.agent_id == current_agent().id))
+    actor = require_agent()
+    db.session.execute(delete(Passkey).where(Passkey.id == passkey_id, Passkey.agent_id == actor.id))
     db.session.commit()
     return redirect(url_for("console_auth.account"))
 

@@ -7,17 +7,16 @@ whole page or, for HTMX requests, just the changed fragment.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from flask import (
-    Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for,
-)
+from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from echo.agents.models import Agent
 from echo.attachments import service as attachments
 from echo.attachments.models import Attachment
 from echo.attachments.storage import storage
-from echo.console.auth import NotSignedIn, current_agent, require_agent
+from echo.console.auth import NotSignedIn, current_agent, require_agent, signed_in_agent
 from echo.customers.models import Customer
 from echo.errors import EchoError
 from echo.extensions import csrf, db
@@ -62,7 +61,7 @@ def _filters() -> queries.TicketFilters:
     args = request.args
     assignee = args.get("assignee") or None
     if assignee == "mine":
-        assignee = current_agent().email
+        assignee = signed_in_agent().email
     page = args.get("page", "1")
     return queries.TicketFilters(
         status=args.get("status") if args.get("status") in STATUSES else None,
@@ -107,7 +106,7 @@ def _load(number: str) -> Ticket:
 
 
 def _ticket_context(ticket: Ticket, **extra) -> dict:
-    other = []
+    other: Sequence[Ticket] = []
     if ticket.customer_id:
         other = db.session.scalars(
             select(Ticket).where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id,
@@ -159,7 +158,9 @@ def _uploaded_files() -> list[attachments.IncomingFile]:
     limit = current_app.config["ECHO"].max_attachment_bytes
     files = []
     for index, upload in enumerate(request.files.getlist("attachments"), start=1):
-        data = upload.read() if upload and upload.filename else b""
+        if not upload or not upload.filename:
+            continue
+        data = upload.read()
         if not data:
             continue
         if len(data) > limit:

@@ -8,10 +8,10 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from echo.db import created_at, utcnow, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model
 
 
-class Customer(db.Model):
+class Customer(Model):
     __tablename__ = "customers"
     __table_args__ = (
         # Erased customers all become "[deleted]", so uniqueness covers live rows only.

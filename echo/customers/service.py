@@ -51,4 +51,5 @@ def upsert_customer(email: str, display_name: str | None) -> CustomerRef:
     A newer non-empty display name replaces the stored one; an empty one keeps it."""
     params = {"id": uuid.uuid4(), "email": email, "name": display_name or None}
     row = execute_compiled(db.session.connection(), _UPSERT, params).fetchone()
+    assert row is not None  # an upsert returns its row whether it inserted or updated
     return CustomerRef(row.id, row.email, row.display_name, row.email_bounced, row.recent_tickets)

@@ -244,7 +244,8 @@ def _payload_bytes(part: Message) -> bytes:
             data = part.get_payload(decode=True)
             return data if isinstance(data, bytes) else b""
         payload = part.get_payload()
-        if _content_type(part) == "message/rfc822" and len(payload) == 1:
+        if (_content_type(part) == "message/rfc822" and isinstance(payload, list) and len(payload) == 1
+                and isinstance(payload[0], Message)):
             return payload[0].as_bytes(policy=email.policy.compat32)
         return part.as_bytes(policy=email.policy.compat32)
     except Exception:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from echo.inbound.store import Known, customer_ticket_by_seq
+from echo.mail import reply_token
 from echo.tickets.service import follow_merges
 from echo.tickets.store import TicketRef, ticket_by_id
-from echo.mail import reply_token
 
 POSTMARK_DOMAIN = "mtasv.net"
 MAX_REFERENCES = 50

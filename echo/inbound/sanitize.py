@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import TypedDict
 
 import nh3
 from mailparser_reply import EmailReplyParser
@@ -46,13 +47,23 @@ _TAGS_RE = re.compile(r"<[^>]+>")
 _BLOCK_END_RE = re.compile(r"</(p|div|tr|li|h[1-6]|blockquote)>|<br\s*/?>", re.IGNORECASE)
 
 
-_OPTIONS = dict(
+class _CleanOptions(TypedDict):
+    tags: set[str]
+    clean_content_tags: set[str]
+    attributes: dict[str, set[str]]
+    url_schemes: set[str]
+    link_rel: str
+    strip_comments: bool
+
+
+_OPTIONS: _CleanOptions = dict(
     tags=ALLOWED_TAGS, clean_content_tags=CLEAN_CONTENT_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
     link_rel="noopener noreferrer nofollow", strip_comments=True,
 )
+_PLAIN_OPTIONS: _CleanOptions = {**_OPTIONS, "url_schemes": URL_SCHEMES - {"cid"}}
 # Most mail has neither inline images nor `cite` attributes: for it, relative URLs are denied by
 # ammonia itself and the cleaner is built once. Otherwise the Python filter below decides.
-_PLAIN_CLEANER = nh3.Cleaner(**{**_OPTIONS, "url_schemes": URL_SCHEMES - {"cid"}}, url_relative="deny")
+_PLAIN_CLEANER = nh3.Cleaner(**_PLAIN_OPTIONS, url_relative="deny")
 _CITE_ATTRIBUTE = re.compile(r"\bcite\s*=")  # not the `type="cite"` of quoted mail
 
 

@@ -6,8 +6,8 @@ import email.utils
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from echo.validation import validate
 from echo.errors import InvalidPayload
+from echo.validation import validate
 
 Text = str | None
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from echo.validation import validate
 from echo.errors import InvalidPayload, PayloadTooLarge
+from echo.validation import validate
 
 MAX_SNAPSHOT_BYTES = 256 * 1024
 Short = Annotated[str, Field(min_length=1, max_length=200)]
@@ -34,7 +34,7 @@ class AuditSnapshotReport(BaseModel):
         return value.strip()
 
 
-Report = Annotated[Union[AuditSnapshotReport], Field(discriminator="kind")]
+Report = Annotated[AuditSnapshotReport, Field(discriminator="kind")]
 _adapter = TypeAdapter(Report)
 
 

@@ -18,7 +18,7 @@ def create_from_snapshot(report: AuditSnapshotReport, *, actor: Actor) -> Ticket
     """An internal ticket (no customer) whose first note shows the snapshot readably."""
     subject = report.title or f"Investigate {report.surface_id} on deploy {report.deploy_id}"
     opened = tickets.open_ticket(None, subject, source="snapshot", tags=["investigate"])
-    ticket = db.session.get(Ticket, opened.id)
+    ticket = db.session.get_one(Ticket, opened.id)
     text, html = render_snapshot(report)
     tickets.add_note(ticket, actor=actor, body_text=text, body_html=html, source="snapshot", subject=subject)
     audit.record(actor, "tickets.from_snapshot", "ticket", ticket.id, kind=report.kind,

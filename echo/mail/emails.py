@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from flask import current_app, render_template
-from sqlalchemy import select
+from sqlalchemy import select, true
 
 from echo.attachments.models import Attachment
 from echo.attachments.storage import storage
@@ -41,7 +41,7 @@ def threading_headers(*message_ids: str | None) -> dict[str, str]:
 
 @email("acknowledgement")
 def acknowledgement(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
-    ticket = db.session.get(Ticket, outbox.ticket_id)
+    ticket = db.session.get_one(Ticket, outbox.ticket_id)
     context = {"ticket": ticket, "portal_link": portal_link(ticket)}
     headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
     headers.update(threading_headers(outbox.context.get("in_reply_to")))
@@ -54,7 +54,7 @@ def thread_ids(ticket: Ticket, before: datetime | None = None) -> list[str]:
         select(Thread.rfc_message_id, OutboxMessage.postmark_message_id, OutboxMessage.message_id, Thread.direction)
         .outerjoin(OutboxMessage, OutboxMessage.thread_id == Thread.id)
         .where(Thread.ticket_id == ticket.id, Thread.direction != "internal",
-               Thread.created_at < before if before else True)
+               Thread.created_at < before if before else true())
         .order_by(Thread.created_at)
     )
     ids = []
@@ -75,15 +75,15 @@ def references_header(ids: list[str]) -> dict[str, str]:
 
 @email("reply")
 def reply(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
-    ticket = db.session.get(Ticket, outbox.ticket_id)
-    thread = db.session.get(Thread, outbox.thread_id)
+    ticket = db.session.get_one(Ticket, outbox.ticket_id)
+    thread = db.session.get_one(Thread, outbox.thread_id)
     context = {"ticket": ticket, "thread": thread, "portal_link": portal_link(ticket)}
     return context, references_header(thread_ids(ticket, before=thread.created_at))
 
 
 @email("auto_closed")
 def auto_closed(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
-    ticket = db.session.get(Ticket, outbox.ticket_id)
+    ticket = db.session.get_one(Ticket, outbox.ticket_id)
     context = {"ticket": ticket, "portal_link": portal_link(ticket), "days": outbox.context.get("days")}
     headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
     headers.update(references_header(thread_ids(ticket)))
@@ -91,7 +91,7 @@ def auto_closed(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
 
 
 def _agent_notification(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
-    ticket = db.session.get(Ticket, outbox.ticket_id)
+    ticket = db.session.get_one(Ticket, outbox.ticket_id)
     console = current_app.config["ECHO"].console_url
     context = {"ticket": ticket, "console_link": f"{console}/tickets/{ticket.number}" if console else None}
     return context, {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}

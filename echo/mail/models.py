@@ -8,14 +8,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from echo.db import DEFERRED, created_at, utcnow, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model
 
 STATES = ("queued", "sending", "sent", "delivered", "failed", "expired")
 # Emails to customers thread (reply token, registered ids); notifications to agents do not.
 CUSTOMER_EMAILS = frozenset({"acknowledgement", "reply", "auto_closed"})
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     __tablename__ = "outbox"
     __table_args__ = (
         CheckConstraint(f"state IN {STATES!r}", name="state"),

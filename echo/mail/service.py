@@ -28,7 +28,8 @@ def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, threa
     )
     db.session.add(outbox)
     if ticket is not None and kind in CUSTOMER_EMAILS:
-        db.session.add(MessageId(message_id=outbox.message_id, ticket_id=ticket.id, thread_id=thread_id, origin="outbound"))
+        db.session.add(MessageId(message_id=outbox.message_id, ticket_id=ticket.id, thread_id=thread_id,
+                                 origin="outbound"))
     enqueue_after_commit(deliver, str(outbox.id), queue_name="mail")
     return outbox
 

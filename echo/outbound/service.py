@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -40,7 +41,7 @@ class ReplyResult:
 
 
 def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, body_html: str | None = None,
-               files: list[attachments.IncomingFile] = (), status: str | None = "pending") -> ReplyResult:
+               files: Sequence[attachments.IncomingFile] = (), status: str | None = "pending") -> ReplyResult:
     """Write an outbound thread and its outbox entry in the caller's transaction; the worker sends it."""
     if ticket.status == "closed":
         raise TicketClosed("This ticket is closed; it takes no new replies.")

@@ -7,10 +7,10 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, LargeB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from echo.db import created_at, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model
 
 
-class Passkey(db.Model):
+class Passkey(Model):
     __tablename__ = "passkeys"
     __table_args__ = (
         CheckConstraint("(agent_id IS NULL) <> (customer_id IS NULL)", name="one_owner"),

@@ -15,13 +15,19 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from webauthn import (
-    generate_authentication_options, generate_registration_options, options_to_json,
-    verify_authentication_response, verify_registration_response,
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
 )
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
 from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor, ResidentKeyRequirement, UserVerificationRequirement,
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
 )
 
 from echo.db import utcnow
@@ -44,7 +50,7 @@ class RelyingParty:
     origin: str
 
     @classmethod
-    def for_url(cls, base_url: str, name: str) -> "RelyingParty":
+    def for_url(cls, base_url: str, name: str) -> RelyingParty:
         parts = urlsplit(base_url)
         return cls(id=parts.hostname or "localhost", name=name, origin=f"{parts.scheme}://{parts.netloc}")
 

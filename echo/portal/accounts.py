@@ -56,8 +56,9 @@ def send_enrolment_link(email: str) -> bool:
     if customer is None:
         return False
     now = utcnow()
-    recent = db.session.scalar(select(func.count()).select_from(CustomerEnrolment).where(
-        CustomerEnrolment.customer_id == customer.id, CustomerEnrolment.created_at > now - timedelta(hours=1)))
+    recent = db.session.execute(select(func.count()).select_from(CustomerEnrolment).where(
+        CustomerEnrolment.customer_id == customer.id, CustomerEnrolment.created_at > now - timedelta(hours=1))
+    ).scalar_one()
     if recent >= LINKS_PER_HOUR:
         log.info("enrolment link not sent: %s links in the last hour", recent)
         return False
@@ -84,7 +85,8 @@ def relying_party(fallback_url: str) -> passkeys.RelyingParty:
 
 
 def find_enrolment(raw: str) -> CustomerEnrolment:
-    enrolment = db.session.scalar(select(CustomerEnrolment).where(CustomerEnrolment.token_hash == token_hash(raw or "")))
+    enrolment = db.session.scalar(
+        select(CustomerEnrolment).where(CustomerEnrolment.token_hash == token_hash(raw or "")))
     if enrolment is None or enrolment.used_at is not None or enrolment.expires_at <= utcnow():
         raise EnrolmentInvalid("This sign-up link is no longer valid. Ask for a new one.")
     return enrolment
@@ -93,7 +95,7 @@ def find_enrolment(raw: str) -> CustomerEnrolment:
 def enrolment_options(raw: str, rp: passkeys.RelyingParty) -> str:
     """WebAuthn registration options for the link's customer; the challenge waits in Redis."""
     enrolment = find_enrolment(raw)
-    customer = db.session.get(Customer, enrolment.customer_id)
+    customer = db.session.get_one(Customer, enrolment.customer_id)
     existing = db.session.scalars(select(Passkey).where(Passkey.customer_id == customer.id)).all()
     options, challenge = passkeys.registration_options(
         rp, user_handle=customer.id.bytes, user_name=customer.email,
@@ -112,7 +114,7 @@ def complete_enrolment(raw: str, credential: object, name: str, rp: passkeys.Rel
                                             json.loads(challenge) if challenge else None)
     if not spend_once(CustomerEnrolment, enrolment.id):
         raise EnrolmentInvalid("This sign-up link is no longer valid. Ask for a new one.")
-    customer = db.session.get(Customer, enrolment.customer_id)
+    customer = db.session.get_one(Customer, enrolment.customer_id)
     passkeys.add_passkey(verified, customer_id=customer.id, name=name or "Passkey")
     audit.record(Actor.customer(customer.id), "customers.passkey_added", "customer", customer.id)
     token, expires = start_session(customer)

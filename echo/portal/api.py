@@ -35,10 +35,10 @@ overall = limiter.shared_limit("60/minute", scope="portal", key_func=_rate_key)
 
 
 def _identity() -> PortalIdentity:
-    """Verified once per request (cached on the request: an app context may outlive one)."""
-    if not hasattr(request, "portal_identity"):
-        request.portal_identity = identify()
-    return request.portal_identity
+    """Verified once per request (cached in its WSGI environ, not on g: an app context may outlive one)."""
+    if "echo.portal_identity" not in request.environ:
+        request.environ["echo.portal_identity"] = identify()
+    return request.environ["echo.portal_identity"]
 
 
 def audited(action: str):
@@ -47,8 +47,8 @@ def audited(action: str):
     def wrap(view):
         @functools.wraps(view)
         def inner(*args, **kwargs):
-            request.portal_action = action
-            request.portal_resource = kwargs.get("ticket_id")
+            request.environ["echo.portal_action"] = action
+            request.environ["echo.portal_resource"] = kwargs.get("ticket_id")
             return view(*args, **kwargs)
 
         return inner
@@ -65,15 +65,15 @@ def _flag():
 
 @bp.errorhandler(service.TicketUnavailable)
 def _unavailable(exc: service.TicketUnavailable):
-    request.portal_error_code = "privacy_violation" if exc.privacy_violation else "not_found"
+    request.environ["echo.portal_error_code"] = "privacy_violation" if exc.privacy_violation else "not_found"
     return error_response("not_found", service.UNAVAILABLE, 403)
 
 
 @bp.after_request
 def _after(response: Response) -> Response:
-    if hasattr(request, "portal_action"):
+    if "echo.portal_action" in request.environ:
         _write_audit(response)
-    identity = getattr(request, "portal_identity", None)
+    identity = request.environ.get("echo.portal_identity")
     if identity is not None and response.status_code < 400:
         fresh = refreshed_token(identity)
         if fresh:
@@ -86,16 +86,16 @@ def _write_audit(response: Response) -> None:
     """The request's audit row, committed with the request's own work when it succeeded (a read's
     `customer_read_at` stamp rides on this commit); after a refusal or failure, everything the request
     did is rolled back first and the audit row alone is kept."""
-    identity = getattr(request, "portal_identity", None)
-    error = getattr(request, "portal_error_code", None)
+    identity = request.environ.get("echo.portal_identity")
+    error = request.environ.get("echo.portal_error_code")
     if error is None and response.status_code >= 400:
         body = response.get_json(silent=True) or {}
         error = str(body.get("error") or response.status_code)
     if response.status_code >= 400:
         db.session.rollback()
     db.session.execute(insert(SupportAuditLog).values(
-        customer_id=identity.customer_id if identity else None, action=request.portal_action,
-        resource_id=str(getattr(request, "portal_resource", None) or "")[:64] or None,
+        customer_id=identity.customer_id if identity else None, action=request.environ["echo.portal_action"],
+        resource_id=str(request.environ.get("echo.portal_resource") or "")[:64] or None,
         ip_prefix=ip_prefix(request.remote_addr), session_id_hash=identity.session_hash if identity else None,
         success=response.status_code < 400, error_code=error,
     ))
@@ -170,7 +170,7 @@ def create_ticket():
     identity = _identity()
     data = schemas.parse(schemas.CreateTicketIn, json_body())
     ticket = service.create_ticket(identity, data.subject, data.body, data.category)
-    request.portal_resource = ticket.id
+    request.environ["echo.portal_resource"] = ticket.id
     body = schemas.created(ticket)
     db.session.commit()
     return jsonify(body), 201

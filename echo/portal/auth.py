@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from flask import current_app, request
@@ -90,7 +90,7 @@ def identify() -> PortalIdentity:
     customer_id = db.session.scalar(
         select(Customer.id).where(Customer.email == email.strip().lower(), Customer.deleted_at.is_(None))
     )
-    return PortalIdentity(customer_id, email.strip().lower(), sid, datetime.fromtimestamp(claims["exp"], timezone.utc))
+    return PortalIdentity(customer_id, email.strip().lower(), sid, datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def refreshed_token(identity: PortalIdentity) -> tuple[str, datetime] | None:
@@ -100,5 +100,5 @@ def refreshed_token(identity: PortalIdentity) -> tuple[str, datetime] | None:
     record = db.session.get(CustomerSession, identity.session_hash)
     if record is None or record.revoked_at is not None or record.expires_at <= utcnow():
         return None
-    customer = db.session.get(Customer, identity.customer_id)
+    customer = db.session.get_one(Customer, identity.customer_id)
     return mint_jwt(customer, identity.session_id, session_expires=record.expires_at)

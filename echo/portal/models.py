@@ -7,10 +7,10 @@ from sqlalchemy import DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from echo.db import created_at, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model
 
 
-class CustomerSession(db.Model):
+class CustomerSession(Model):
     """A signed-in portal session; JWTs name it in `sid`, so revoking it revokes them all."""
 
     __tablename__ = "customer_sessions"
@@ -23,7 +23,7 @@ class CustomerSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class CustomerEnrolment(db.Model):
+class CustomerEnrolment(Model):
     """An emailed link that proves a customer owns an address, so they may register a passkey."""
 
     __tablename__ = "customer_enrolments"

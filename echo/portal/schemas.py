@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from echo.validation import M, validate
 from echo.tickets.models import Category, Ticket
+from echo.validation import M, validate
 
 STATUS_FOR_CUSTOMER = {"open": "open", "pending": "waiting_for_you", "resolved": "resolved", "closed": "resolved"}
 MAX_BODY = 20_000

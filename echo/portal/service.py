@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -35,7 +37,7 @@ class TicketUnavailable(EchoError):
 
 @dataclass(frozen=True)
 class Page:
-    tickets: list  # rows with the SUMMARY_COLUMNS
+    tickets: Sequence[Any]  # rows with the SUMMARY_COLUMNS
     total: int
 
 
@@ -71,7 +73,7 @@ def list_tickets(identity: PortalIdentity, page: int, per_page: int) -> Page:
     if rows:
         return Page(rows, rows[0].total)
     # Past the last page: the window had nothing to count over.
-    total = db.session.scalar(select(func.count()).select_from(Ticket).where(*mine)) if page > 1 else 0
+    total = db.session.execute(select(func.count()).select_from(Ticket).where(*mine)).scalar_one() if page > 1 else 0
     return Page([], total)
 
 
@@ -86,7 +88,7 @@ _VISIBLE_ATTACHMENTS = (
 )
 
 
-def visible_threads(ticket_id: uuid.UUID) -> list:
+def visible_threads(ticket_id: uuid.UUID) -> Sequence[Any]:
     """Customer mail and our replies, oldest first, as rows of exactly what the portal shows;
     internal notes and quarantined mail never leave this function."""
     return db.session.execute(
@@ -114,7 +116,7 @@ def read_ticket(identity: PortalIdentity, ticket_id: str) -> tuple:
                                              Ticket.merged_into_id.is_(None))).first()
     if row is None:
         ticket = owned_ticket(identity, ticket_id)
-        row = db.session.execute(stamp.where(Ticket.id == ticket.id)).first()
+        row = db.session.execute(stamp.where(Ticket.id == ticket.id)).one()
     return row, visible_threads(row.id)
 
 
@@ -124,7 +126,7 @@ def create_ticket(identity: PortalIdentity, subject: str, body: str, category: s
     ticket = tickets.open_ticket(customer.id, subject, source="portal", category=category, read_by_customer=True)
     tickets.record_customer_message(ticket, customer, _message(customer, subject, body),
                                     opened=True, audit_action="tickets.portal_create")
-    return db.session.get(Ticket, ticket.id)
+    return db.session.get_one(Ticket, ticket.id)
 
 
 def reply(identity: PortalIdentity, ticket_id: str, body: str) -> tickets.Recorded:
@@ -147,6 +149,7 @@ def _message(customer: customers.CustomerRef, subject: str, body: str) -> ticket
 def resolve(identity: PortalIdentity, ticket_id: str) -> Ticket:
     ticket = owned_ticket(identity, ticket_id)
     if ticket.status not in ("resolved", "closed"):
+        assert ticket.customer_id is not None  # owned_ticket found it the customer's
         set_status(ticket, "resolved", actor=Actor.customer(ticket.customer_id))
     return ticket
 

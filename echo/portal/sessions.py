@@ -4,6 +4,7 @@ the use cases live in `echo.portal.accounts`."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+
 from echo.extensions import db, limiter
 from echo.http import json_object
 from echo.inbound.schemas import normalize_email

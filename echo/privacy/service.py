@@ -15,7 +15,7 @@ from echo.attachments.storage import storage
 from echo.audit import service as audit
 from echo.audit.models import SupportAuditLog
 from echo.customers.models import Customer
-from echo.db import utcnow
+from echo.db import affected_rows, utcnow
 from echo.extensions import db
 from echo.inbound.schemas import normalize_email
 from echo.mail.models import OutboxMessage
@@ -73,15 +73,15 @@ def erase_customer(email: str, *, actor: Actor, today: date | None = None) -> Re
     theirs = or_(Thread.ticket_id.in_(ticket_ids), Thread.customer_id == customer.id)
     thread_ids = db.session.scalars(select(Thread.id).where(theirs)).all()
 
-    receipt.tickets = db.session.execute(
+    receipt.tickets = affected_rows(db.session.execute(
         update(Ticket).where(Ticket.customer_id == customer.id).values(subject=marker)
-    ).rowcount
-    receipt.threads = db.session.execute(
+    ))
+    receipt.threads = affected_rows(db.session.execute(
         update(Thread).where(Thread.id.in_(thread_ids))
         .values(body_text=marker, body_html="", stripped_text=marker, subject=None, sender_email=None,
                 sender_name=None, in_reply_to=None, references=None, rfc_message_id=None, erased_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     files = db.session.scalars(
         select(Attachment).where(Attachment.thread_id.in_(thread_ids), Attachment.erased_at.is_(None))
     ).all()
@@ -91,15 +91,16 @@ def erase_customer(email: str, *, actor: Actor, today: date | None = None) -> Re
     receipt.attachments = len(files)
     db.session.execute(delete(MessageId).where(or_(MessageId.ticket_id.in_(ticket_ids),
                                                    MessageId.thread_id.in_(thread_ids))))
-    receipt.outbox_rows = db.session.execute(
+    receipt.outbox_rows = affected_rows(db.session.execute(
         update(OutboxMessage).where(OutboxMessage.to_email == customer.email).values(to_email=DELETED, context={})
-    ).rowcount
-    receipt.sessions = db.session.execute(delete(CustomerSession).where(CustomerSession.customer_id == customer.id)).rowcount
+    ))
+    receipt.sessions = affected_rows(db.session.execute(
+        delete(CustomerSession).where(CustomerSession.customer_id == customer.id)))
     db.session.execute(delete(CustomerEnrolment).where(CustomerEnrolment.customer_id == customer.id))
-    receipt.passkeys = db.session.execute(delete(Passkey).where(Passkey.customer_id == customer.id)).rowcount
-    receipt.portal_audit_rows = db.session.execute(
+    receipt.passkeys = affected_rows(db.session.execute(delete(Passkey).where(Passkey.customer_id == customer.id)))
+    receipt.portal_audit_rows = affected_rows(db.session.execute(
         delete(SupportAuditLog).where(SupportAuditLog.customer_id == customer.id)
-    ).rowcount
+    ))
     customer.email, customer.display_name, customer.deleted_at = DELETED, DELETED, utcnow()
     audit.record(actor, "customers.erased", "customer", customer.id, tickets=receipt.tickets,
                  threads=receipt.threads, attachments=receipt.attachments)
@@ -126,12 +127,12 @@ DEFAULT_RETENTION = timedelta(days=90)
 def purge_support_audit_log(now=None) -> int:
     """Nightly: list rows after 30 days, everything else after 90."""
     now = now or utcnow()
-    removed = db.session.execute(
+    removed = affected_rows(db.session.execute(
         delete(SupportAuditLog).where(SupportAuditLog.action == "ticket.list",
                                       SupportAuditLog.created_at < now - RETENTION["ticket.list"])
-    ).rowcount
-    removed += db.session.execute(
+    ))
+    removed += affected_rows(db.session.execute(
         delete(SupportAuditLog).where(SupportAuditLog.action != "ticket.list",
                                       SupportAuditLog.created_at < now - DEFAULT_RETENTION)
-    ).rowcount
+    ))
     return removed

@@ -18,10 +18,25 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Float, Select, Text, Uuid, any_, bindparam, func, literal, literal_column, or_, select, text,
+    ColumnElement,
+    Float,
+    Row,
+    Select,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -70,7 +85,8 @@ def shortcut(query: str) -> Shortcut | None:
     return None
 
 
-_CONFIGS = {"english": literal_column("'english'::regconfig"), "simple": literal_column("'simple'::regconfig")}
+_CONFIGS: dict[str, ColumnElement[Any]] = {"english": literal_column("'english'::regconfig"),
+                                           "simple": literal_column("'simple'::regconfig")}
 
 
 def _tsquery(query, config: str = "english"):  # the words, or a bind parameter for them
@@ -107,7 +123,7 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     words, fragment = _tsquery(query), f"%{_escape_like(query.lower())}%"
     _, _, tickets, estimate, customer_ids = db.session.execute(_OPENING, {"q": query, "fragment": fragment}).one()
     tickets, estimate, customer_ids = float(tickets or 0), float(estimate or 0), customer_ids or []
-    conditions = [Ticket.search_document.op("@@")(words)]
+    conditions: list[ColumnElement[bool]] = [Ticket.search_document.op("@@")(words)]
     many_customers = len(customer_ids) > CUSTOMER_LIMIT
     if many_customers:
         conditions.append(select(literal(1)).where(Customer.id == Ticket.customer_id, _CUSTOMER_MATCH).offset(0)
@@ -122,8 +138,9 @@ def search_tickets(query: str, base: Select, *, page: int, per_page: int, ranked
     if many_customers or estimate > walk_threshold(tickets):
         result = _walk(matching, rank, per_page, offset, estimate)
     else:
-        result = _newest_stretch(matching, rank, per_page, offset, estimate, tickets) if estimate > EXACT_LIMIT else None
-        result = result or _every_match(matching, rank, per_page, offset)
+        stretch = (_newest_stretch(matching, rank, per_page, offset, estimate, tickets)
+                   if estimate > EXACT_LIMIT else None)
+        result = stretch or _every_match(matching, rank, per_page, offset)
     result.query = query
     return result
 
@@ -147,7 +164,7 @@ def _every_match(matching: Select, rank, per_page: int, offset: int) -> SearchRe
     activity index instead, sorted there, with the exact total from the same statement."""
     rows = _sorted_page(matching, rank, per_page, offset)
     total = rows[0][1] if rows else (
-        db.session.scalar(select(func.count()).select_from(matching.subquery())) if offset else 0)
+        db.session.execute(select(func.count()).select_from(matching.subquery())).scalar_one() if offset else 0)
     return SearchResult([r[0] for r in rows], total, capped=False)
 
 
@@ -172,7 +189,7 @@ def _newest_stretch(matching: Select, rank, per_page: int, offset: int, estimate
         span *= 4
 
 
-def _sorted_page(matching: Select, rank, per_page: int, offset: int) -> list:
+def _sorted_page(matching: Select, rank, per_page: int, offset: int) -> Sequence[Row[Any, int]]:
     """(id, number of matches) rows of one page: the matches are materialised behind a fence,
     then ordered newest first (or by `rank`) and counted in the same statement."""
     columns = [Ticket.id, Ticket.updated_at, Ticket.seq] + ([rank.label("rank")] if rank is not None else [])

@@ -2,18 +2,30 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal, get_args
 from decimal import Decimal
+from typing import Literal, get_args
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Computed, DateTime, ForeignKey, Index, Numeric, Sequence,
-    String, Text, Uuid, func, text,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    Sequence,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from echo.db import DEFERRED, created_at, utcnow, uuid_pk
-from echo.extensions import db
+from echo.extensions import Model, db
 
 STATUSES = ("open", "pending", "resolved", "closed")
 Category = Literal["account", "billing", "bug_report", "feature_request"]
@@ -28,7 +40,7 @@ def format_number(seq: int) -> str:
     return f"TKT-{seq:04d}"
 
 
-class Ticket(db.Model):
+class Ticket(Model):
     __tablename__ = "tickets"
     __table_args__ = (
         CheckConstraint("status IN ('open', 'pending', 'resolved', 'closed')", name="status"),
@@ -88,7 +100,7 @@ class Ticket(db.Model):
     assignee = relationship("Agent", lazy="joined")
 
 
-class Thread(db.Model):
+class Thread(Model):
     """One message on a ticket: customer mail in, agent reply out, or an internal note."""
 
     __tablename__ = "threads"
@@ -135,7 +147,7 @@ class Thread(db.Model):
     attachments = relationship("Attachment", order_by="Attachment.filename", lazy="selectin")
 
 
-class MessageId(db.Model):
+class MessageId(Model):
     """Every RFC Message-ID Echo has seen or sent, normalised, pointing at its ticket.
 
     `origin` says whose id it is: `outbound` ids were minted by Echo or Postmark (random,
@@ -153,7 +165,7 @@ class MessageId(db.Model):
     created_at: Mapped[datetime] = created_at()
 
 
-class TicketRead(db.Model):
+class TicketRead(Model):
     """When an agent last opened a ticket, for the inbox's new-reply marker."""
 
     __tablename__ = "ticket_reads"

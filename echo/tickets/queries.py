@@ -49,7 +49,8 @@ def filtered(filters: TicketFilters) -> Select:
     if filters.tag:
         query = query.where(Ticket.tags.contains([filters.tag.lower()]))
     if filters.customer:
-        query = query.where(Ticket.customer_id.in_(select(Customer.id).where(Customer.email == filters.customer.lower())))
+        query = query.where(
+            Ticket.customer_id.in_(select(Customer.id).where(Customer.email == filters.customer.lower())))
     return query
 
 
@@ -58,19 +59,20 @@ def list_tickets(filters: TicketFilters) -> TicketPage:
     base = filtered(filters)
     if filters.q:
         found = search_tickets(filters.q, base, page=filters.page, per_page=filters.per_page, ranked=filters.ranked)
-        rows = db.session.execute(SEARCH_PAGE, {"ids": found.ticket_ids, "q": found.query}).all() if found.ticket_ids else []
+        rows = (db.session.execute(SEARCH_PAGE, {"ids": found.ticket_ids, "q": found.query}).all()
+                if found.ticket_ids else [])
         by_id = {ticket.id: (ticket, snippet) for ticket, snippet in rows}
         page = [by_id[i] for i in found.ticket_ids if i in by_id]
         return TicketPage([ticket for ticket, _ in page], found.total, found.capped,
                           {ticket.id: snippet for ticket, snippet in page if snippet})
     # Counted up to COUNT_CAP + 1 like the tabs: past that the page says "more than 10,000".
-    total = db.session.scalar(select(func.count()).select_from(
-        base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery()))
-    rows = db.session.scalars(
+    total = db.session.execute(select(func.count()).select_from(
+        base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery())).scalar_one()
+    tickets = db.session.scalars(
         base.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
         .limit(filters.per_page).offset((filters.page - 1) * filters.per_page)
     ).all()
-    return TicketPage(list(rows), min(total, COUNT_CAP), capped=total > COUNT_CAP)
+    return TicketPage(list(tickets), min(total, COUNT_CAP), capped=total > COUNT_CAP)
 
 
 COUNT_CAP = 10_000
@@ -84,7 +86,7 @@ def status_counts(filters: TicketFilters) -> dict[str, int]:
         base = filtered(TicketFilters(status=status, assignee=filters.assignee, tag=filters.tag,
                                       customer=filters.customer, quarantined=filters.quarantined))
         limited = base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery()
-        counts[status] = db.session.scalar(select(func.count()).select_from(limited))
+        counts[status] = db.session.execute(select(func.count()).select_from(limited)).scalar_one()
     return counts
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from echo.validation import M, validate
 from echo.mail.models import OutboxMessage
 from echo.tickets.models import Category, Thread, Ticket
+from echo.validation import M, validate
 
 
 class _Strict(BaseModel):
@@ -74,7 +74,7 @@ def thread_json(thread: Thread, outbox: OutboxMessage | None = None) -> dict:
 
 def ticket_json(ticket: Ticket, threads: list[tuple[Thread, OutboxMessage | None]] | None = None) -> dict:
     customer = ticket.customer
-    body = {
+    body: dict[str, Any] = {
         "id": str(ticket.id),
         "number": ticket.number,
         "subject": ticket.subject,

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
@@ -18,10 +17,10 @@ from sqlalchemy import select, update
 from echo.actors import SYSTEM, Actor
 from echo.agents.models import Agent
 from echo.audit import service as audit
-from echo.db import utcnow
+from echo.customers.service import CustomerRef
+from echo.db import affected_rows, utcnow
 from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
 from echo.extensions import db
-from echo.customers.service import CustomerRef
 from echo.mail.service import acknowledgement_params, queue_email
 from echo.tickets import store
 from echo.tickets.models import CATEGORIES, STATUSES, MessageId, Thread, Ticket
@@ -124,7 +123,7 @@ class CustomerMessage:
     in_reply_to: str | None = None
     references: str | None = None
     is_auto_reply: bool = False
-    spam_score: Decimal | None = None
+    spam_score: float | None = None
     spam: bool = False
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -164,7 +163,7 @@ def record_customer_message(
         customer_replied=human_reply and not workflow,
     )
     if workflow:
-        _customer_replied(db.session.get(Ticket, ticket.id), customer.id, message.id)
+        _customer_replied(db.session.get_one(Ticket, ticket.id), customer.id, message.id)
     return Recorded(message.id, created_at, held, acknowledge)
 
 
@@ -273,7 +272,8 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
         raise CannotMerge("One of these tickets was already merged.")
     if source.customer_id != into.customer_id:
         raise CannotMerge("Only tickets of the same customer can be merged.")
-    moved = db.session.execute(update(Thread).where(Thread.ticket_id == source.id).values(ticket_id=into.id)).rowcount
+    moved = affected_rows(
+        db.session.execute(update(Thread).where(Thread.ticket_id == source.id).values(ticket_id=into.id)))
     db.session.execute(update(MessageId).where(MessageId.ticket_id == source.id).values(ticket_id=into.id))
     now = utcnow()
     # Decide before the source is closed: an open conversation folded into a finished one reopens it.

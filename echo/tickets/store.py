@@ -72,7 +72,9 @@ _INSERT_TICKET = insert(tickets).values(
 
 def insert_ticket(conn: Connection, **values: Any) -> str:
     """Create a ticket and return the number the database gave it."""
-    return execute_compiled(conn, _INSERT_TICKET, values).fetchone()[0]
+    row = execute_compiled(conn, _INSERT_TICKET, values).fetchone()
+    assert row is not None  # INSERT … RETURNING gives back the row
+    return row[0]
 
 
 THREAD_COLUMNS = (
@@ -130,4 +132,6 @@ def write_message(conn: Connection, thread: dict, *, rfc_id: str | None, acknowl
     if acknowledgement:
         params.update(acknowledgement, ack_context=Jsonb(acknowledgement["ack_context"]))
     statement = _write_statement(rfc_id is not None, acknowledgement is not None, customer_replied)
-    return execute_compiled(conn, statement, params).fetchone().created_at
+    row = execute_compiled(conn, statement, params).fetchone()
+    assert row is not None  # the statement returns the inserted thread
+    return row.created_at

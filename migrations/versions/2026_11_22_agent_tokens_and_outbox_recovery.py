@@ -4,9 +4,8 @@ Revision ID: 2ab2baaa5cf2
 Revises: 19a951cc8d1a
 Create Date: 2026-11-22 02:17:27.334230
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '2ab2baaa5cf2'
 down_revision = '19a951cc8d1a'

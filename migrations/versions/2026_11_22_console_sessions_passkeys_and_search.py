@@ -4,8 +4,8 @@ Revision ID: 9330af97e73b
 Revises: 2ab2baaa5cf2
 Create Date: 2026-11-22 02:29:37.649057
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '9330af97e73b'

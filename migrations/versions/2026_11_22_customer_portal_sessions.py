@@ -4,9 +4,8 @@ Revision ID: 9b0008954e8a
 Revises: 9330af97e73b
 Create Date: 2026-11-22 02:47:06.308213
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '9b0008954e8a'
 down_revision = '9330af97e73b'

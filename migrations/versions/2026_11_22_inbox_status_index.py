@@ -4,9 +4,8 @@ Revision ID: 4f4e04d732b6
 Revises: 9b0008954e8a
 Create Date: 2026-11-22 04:20:04.574542
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '4f4e04d732b6'
 down_revision = '9b0008954e8a'

@@ -1,11 +1,11 @@
 """initial schema
 
 Revision ID: 19a951cc8d1a
-Revises: 
+Revises:
 Create Date: 2026-11-22 02:06:03.905157
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '19a951cc8d1a'

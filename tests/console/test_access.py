@@ -121,7 +121,8 @@ def test_invitation_links_work_once(client, db, app):
 def test_cloudflare_access_header_signs_in_the_matching_agent(make_app, httpserver, db):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    httpserver.expect_request("/cdn-cgi/access/certs").respond_with_json({"keys": [{**jwk, "kid": "k1", "alg": "RS256"}]})
+    httpserver.expect_request("/cdn-cgi/access/certs").respond_with_json(
+        {"keys": [{**jwk, "kid": "k1", "alg": "RS256"}]})
     app = make_app(ECHO_CF_ACCESS_TEAM_DOMAIN="raxx.cloudflareaccess.com", ECHO_CF_ACCESS_AUD="aud-123",
                    ECHO_CF_ACCESS_CERTS_URL=httpserver.url_for("/cdn-cgi/access/certs"))
     with app.app_context():

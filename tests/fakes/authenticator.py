@@ -48,7 +48,8 @@ class SoftAuthenticator:
         client_data = self._client_data("webauthn.create", options["challenge"])
         return {"id": b64url(credential_id), "rawId": b64url(credential_id), "type": "public-key",
                 "response": {"clientDataJSON": b64url(client_data),
-                             "attestationObject": b64url(cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})),
+                             "attestationObject": b64url(cbor2.dumps({"fmt": "none", "attStmt": {},
+                                                                      "authData": auth_data})),
                              "transports": ["internal"]},
                 "clientExtensionResults": {}, "authenticatorAttachment": "platform"}
 
@@ -59,7 +60,8 @@ class SoftAuthenticator:
         credential_id = credential_id or candidates[0]
         stored = self.credentials[credential_id]
         stored["count"] += 1
-        auth_data = hashlib.sha256(stored["rp_id"].encode()).digest() + bytes([0x05]) + struct.pack(">I", stored["count"])
+        auth_data = (hashlib.sha256(stored["rp_id"].encode()).digest() + bytes([0x05])
+                     + struct.pack(">I", stored["count"]))
         client_data = self._client_data("webauthn.get", options["challenge"])
         signature = stored["key"].sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
         return {"id": b64url(credential_id), "rawId": b64url(credential_id), "type": "public-key",

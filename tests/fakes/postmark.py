@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -87,7 +87,7 @@ class FakePostmark:
             if not payload.get("From") or not payload.get("To"):
                 return _json({"ErrorCode": 300, "Message": "Invalid email request"}, 422)
             message_id = str(uuid.uuid4())
-            stored = dict(payload, MessageID=message_id, ReceivedAt=datetime.now(timezone.utc).isoformat())
+            stored = dict(payload, MessageID=message_id, ReceivedAt=datetime.now(UTC).isoformat())
             self.sent.append(stored)
         if self.delay_after_accept:
             time.sleep(self.delay_after_accept)

@@ -76,7 +76,8 @@ def test_oversized_attachment_is_413_and_nothing_is_written(make_app, db):
     app = make_app(ECHO_MAX_ATTACHMENT_BYTES="1000")
     with app.app_context():
         response = post_inbound(app.test_client(), inbound_payload(attachments=[
-            attachment("small.txt", b"ok", "text/plain"), attachment("big.bin", b"\0" * 1001, "application/octet-stream"),
+            attachment("small.txt", b"ok", "text/plain"),
+            attachment("big.bin", b"\0" * 1001, "application/octet-stream"),
         ]))
         assert response.status_code == 413
         assert response.get_json()["error"] == "payload_too_large"
@@ -86,7 +87,8 @@ def test_oversized_attachment_is_413_and_nothing_is_written(make_app, db):
 
 
 def test_invalid_base64_is_422_and_nothing_is_written(client, db):
-    payload = inbound_payload(attachments=[{"Name": "a.txt", "Content": "!!!not base64!!!", "ContentType": "text/plain"}])
+    payload = inbound_payload(
+        attachments=[{"Name": "a.txt", "Content": "!!!not base64!!!", "ContentType": "text/plain"}])
     response = post_inbound(client, payload)
     assert response.status_code == 422 and response.get_json()["error"] == "invalid_attachment"
     assert db.session.scalar(select(func.count()).select_from(Thread)) == 0
@@ -105,7 +107,8 @@ def test_bytes_are_removed_when_the_transaction_rolls_back(client, db, app):
 def test_s3_backend_stores_and_reads_through_boto3(s3_app, s3_server):
     from echo.extensions import db
 
-    response = post_inbound(s3_app.test_client(), inbound_payload(attachments=[attachment("invoice.pdf", PDF, "application/pdf")]))
+    payload = inbound_payload(attachments=[attachment("invoice.pdf", PDF, "application/pdf")])
+    response = post_inbound(s3_app.test_client(), payload)
     assert response.status_code == 200
     row = stored(db)[0]
     settings = s3_app.config["ECHO"]

@@ -463,8 +463,8 @@ def test_reply_to_cc_and_folded_subject():
         ("koi8-r", "Привет".encode("koi8-r"), "Привет"),
         ("gb2312", "你好".encode("gb2312"), "你好"),
         ("iso-8859-1", "Déjà vu".encode("latin-1"), "Déjà vu"),
-        ("us-ascii", "naïve UTF-8".encode("utf-8"), "naïve UTF-8"),
-        ("x-no-such-charset", "café".encode("utf-8"), "café"),
+        ("us-ascii", "naïve UTF-8".encode(), "naïve UTF-8"),
+        ("x-no-such-charset", "café".encode(), "café"),
     ],
 )
 def test_body_charsets(charset, data, expected):

@@ -77,7 +77,8 @@ def test_non_utf8_charsets_and_encoded_subjects_are_decoded(client, db, conversa
 
 def test_apple_mail_inline_image_is_stored_and_linked(client, db, conversation):
     _, ack_id = conversation
-    result = post_inbound(client, message_to_postmark(replay("apple_mail.eml", ack_id, ack_id), "support@raxx.app")).get_json()
+    payload = message_to_postmark(replay("apple_mail.eml", ack_id, ack_id), "support@raxx.app")
+    result = post_inbound(client, payload).get_json()
     thread = db.session.get(Thread, uuid.UUID(result["thread_id"]))
     image = db.session.scalar(select(Attachment).where(Attachment.thread_id == thread.id))
     assert image.content_type == "image/png" and image.size_bytes == 105
@@ -86,7 +87,8 @@ def test_apple_mail_inline_image_is_stored_and_linked(client, db, conversation):
 
 def test_out_of_office_reply_is_recorded_as_automatic(client, db, conversation):
     ticket_id, ack_id = conversation
-    result = post_inbound(client, message_to_postmark(replay("auto_reply.eml", ack_id, ack_id), "support@raxx.app")).get_json()
+    payload = message_to_postmark(replay("auto_reply.eml", ack_id, ack_id), "support@raxx.app")
+    result = post_inbound(client, payload).get_json()
     assert result["ticket_id"] == ticket_id
     assert db.session.get(Thread, uuid.UUID(result["thread_id"])).is_auto_reply
 

@@ -86,7 +86,8 @@ def test_every_vector_is_neutralised_through_the_webhook(client, db):
 
 def test_ordinary_formatting_survives():
     html = ('<div dir="ltr"><p>Hi <b>there</b>, see <a href="https://raxx.app/help">help</a>.</p>'
-            '<blockquote type="cite">old</blockquote><ul><li>one</li></ul><table><tr><td colspan="2">x</td></tr></table></div>')
+            '<blockquote type="cite">old</blockquote><ul><li>one</li></ul>'
+            '<table><tr><td colspan="2">x</td></tr></table></div>')
     clean = sanitize_html(html)
     for kept in ("<b>there</b>", 'href="https://raxx.app/help"', "<blockquote", "<li>one</li>", 'colspan="2"'):
         assert kept in clean
@@ -104,7 +105,8 @@ LINKS = [
     '<a href="/tickets/TKT-0001/status">relative</a>', '<img src="/tickets/attachments/x">',
     '<a href="//evil.test/x">protocol-relative</a>', '<a href="?q=1">query</a>', '<img src="x.png">',
     '<a href="mailto:me@ok.test">mail</a>', '<a href="https://ok.test/a" title="cited">ok</a>',
-    '<blockquote type="cite"><a href="/x">quoted</a></blockquote>', '<blockquote cite="javascript:alert(1)">q</blockquote>',
+    '<blockquote type="cite"><a href="/x">quoted</a></blockquote>',
+    '<blockquote cite="javascript:alert(1)">q</blockquote>',
     '<blockquote CITE = "/relative">q</blockquote>',
 ]
 
@@ -125,7 +127,8 @@ def test_html_only_mail_gets_a_text_rendering():
 
 def test_stripped_reply_prefers_postmark_then_strips_quotes():
     assert stripped_reply("full text", "Postmark's stripped") == "Postmark's stripped"
-    quoted = "Thanks, it works now.\n\nOn Mon, Nov 2, 2026 at 10:00 AM Raxx Support <support@raxx.app> wrote:\n> Try again\n"
+    quoted = ("Thanks, it works now.\n\n"
+              "On Mon, Nov 2, 2026 at 10:00 AM Raxx Support <support@raxx.app> wrote:\n> Try again\n")
     assert stripped_reply(quoted, "") == "Thanks, it works now."
     assert stripped_reply("No quote here.", None) == "No quote here."
 

@@ -80,7 +80,8 @@ def test_guessed_ticket_numbers_never_cross_customers(client, db):
     for i in range(3):
         new_ticket(client, sender=f"customer{i}@example.com")
     for n in range(1, 4):
-        result = post_inbound(client, inbound_payload(sender="eve@evil.test", subject=f"[TKT-{n:04d}] gimme")).get_json()
+        payload = inbound_payload(sender="eve@evil.test", subject=f"[TKT-{n:04d}] gimme")
+        result = post_inbound(client, payload).get_json()
         assert result["status"] == "created"
     for ticket in db.session.scalars(select(Ticket).where(Ticket.seq <= 3)):
         assert {t.sender_email for t in ticket.threads} == {ticket.customer.email}

@@ -49,7 +49,8 @@ def test_bad_credentials_are_refused_and_write_nothing(client, db, auth):
     ('{"MessageID": "x", "From": "not an address"}', "application/json", 422, "missing_sender"),
     ('{"MessageID": 12, "From": "a@b.com"}', "application/json", 422, "invalid_request"),
     ('{"MessageID": "x", "From": "a@b.com", "Headers": "nope"}', "application/json", 422, "invalid_request"),
-    ('{"MessageID": "x", "From": "a@b.com", "Attachments": [{"Content": 5}]}', "application/json", 422, "invalid_request"),
+    ('{"MessageID": "x", "From": "a@b.com", "Attachments": [{"Content": 5}]}', "application/json", 422,
+     "invalid_request"),
     ('{"MessageID": "x", "From": "a@b.com", "TextBody": {"a": 1}}', "application/json", 422, "invalid_request"),
     ("From=a@b.com", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
 ])

@@ -34,7 +34,8 @@ def test_snapshot_becomes_an_internal_ticket_shown_readably(client, db, agent_to
 def test_snapshot_html_is_escaped(client, db, agent_token):
     _, headers = agent_token()
     client.post("/tickets/from-snapshot", headers=headers, json={
-        "deploy_id": "d1", "surface_id": "s1", "snapshot": {"<script>alert(1)</script>": "<img src=x onerror=alert(1)>"},
+        "deploy_id": "d1", "surface_id": "s1",
+        "snapshot": {"<script>alert(1)</script>": "<img src=x onerror=alert(1)>"},
     })
     thread = db.session.scalar(select(Thread))
     assert "<script>" not in thread.body_html and "<img" not in thread.body_html

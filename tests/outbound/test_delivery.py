@@ -60,7 +60,8 @@ def test_rate_limited_is_transient(client, db, run_jobs, postmark, agent_token):
 
 def test_inactive_recipient_fails_at_once_without_retries(client, db, run_jobs, postmark, agent_token, call_task):
     _, headers = agent_token()
-    postmark.fail_next(status=422, error_code=406, message="You tried to send to a recipient that has been marked as inactive.")
+    postmark.fail_next(status=422, error_code=406,
+                       message="You tried to send to a recipient that has been marked as inactive.")
     outbox = reply_outbox(client, db, headers)
     run_jobs()
     failed = outbox_state(db, outbox.id)

@@ -52,14 +52,16 @@ def test_hard_bounce_and_complaint_halt_outbound(client, db, sent_reply, run_job
 @pytest.mark.parametrize("kind", ["AutoResponder", "SoftBounce", "Transient", "DnsError", "Blocked"])
 def test_soft_and_automatic_bounces_do_not_flag(client, db, sent_reply, kind):
     _, message_id = sent_reply
-    response = hook(client, {"RecordType": "Bounce", "Type": kind, "Email": "alice@example.com", "MessageID": message_id})
+    response = hook(client, {"RecordType": "Bounce", "Type": kind, "Email": "alice@example.com",
+                             "MessageID": message_id})
     assert response.status_code == 200 and response.get_json()["status"] == "ignored"
     assert bounced(db) is False
 
 
 def test_delivery_marks_the_outbox_entry_delivered(client, db, sent_reply):
     headers, message_id = sent_reply
-    assert hook(client, {"RecordType": "Delivery", "MessageID": message_id, "Recipient": "alice@example.com"}).status_code == 200
+    delivery = {"RecordType": "Delivery", "MessageID": message_id, "Recipient": "alice@example.com"}
+    assert hook(client, delivery).status_code == 200
     ticket = client.get("/api/v1/agent/tickets/TKT-0001", headers=headers).get_json()
     outbound = [t for t in ticket["threads"] if t["direction"] == "outbound"][0]
     assert outbound["outbox"]["state"] == "delivered" and outbound["outbox"]["delivered_at"]

@@ -6,14 +6,14 @@ import uuid
 import jwt
 import pytest
 
-
 SESSION_KEY = "test-session-key-0123456789abcdef"
 
 
 def token_for(email: str, *, sub: str | None = None, sid: str = "host-session", ttl: int = 900, key: str = SESSION_KEY,
               **extra) -> str:
     now = int(time.time())
-    claims = {"sub": sub or str(uuid.uuid4()), "customer_email": email, "sid": sid, "iat": now, "exp": now + ttl, **extra}
+    claims = {"sub": sub or str(uuid.uuid4()), "customer_email": email, "sid": sid, "iat": now, "exp": now + ttl,
+              **extra}
     return jwt.encode(claims, key, algorithm="HS256")
 
 

@@ -42,7 +42,8 @@ def test_alg_none_tokens_are_refused(client):
     def b64(data):
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    forged = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': 'x', 'customer_email': 'alice@example.com', 'sid': 's', 'iat': 1, 'exp': 9999999999})}."
+    claims = {"sub": "x", "customer_email": "alice@example.com", "sid": "s", "iat": 1, "exp": 9999999999}
+    forged = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
     assert client.get("/api/v1/support/tickets", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
 
 
@@ -75,7 +76,8 @@ def test_other_customers_ticket_and_missing_ticket_look_identical(client, db):
     rows = db.session.scalars(select(SupportAuditLog).order_by(SupportAuditLog.id)).all()
     assert [r.error_code for r in rows] == ["privacy_violation", "not_found", "not_found"]
     assert all(r.success is False and r.action == "ticket.read" for r in rows)
-    for path, method in ((f"/api/v1/support/tickets/{tid}/replies", "POST"), (f"/api/v1/support/tickets/{tid}/resolve", "PUT")):
+    for path, method in ((f"/api/v1/support/tickets/{tid}/replies", "POST"),
+                         (f"/api/v1/support/tickets/{tid}/resolve", "PUT")):
         response = client.open(path, method=method, headers=bearer("alice@example.com"), json={"body": "hi"})
         assert response.status_code == 403 and response.get_json() == UNAVAILABLE
     assert db.session.get(Ticket, uuid.UUID(tid)).status == "open"
@@ -167,7 +169,8 @@ def test_attachment_download_is_streamed_safely(client, db):
     detail = client.get(f"/api/v1/support/tickets/{tid}", headers=bearer("alice@example.com")).get_json()
     file = detail["threads"][0]["attachments"][0]
     assert set(file) == {"id", "filename", "size_bytes"}
-    response = client.get(f"/api/v1/support/tickets/{tid}/attachments/{file['id']}", headers=bearer("alice@example.com"))
+    response = client.get(f"/api/v1/support/tickets/{tid}/attachments/{file['id']}",
+                          headers=bearer("alice@example.com"))
     assert response.status_code == 200 and response.data == b"<script>alert(1)</script>"
     assert response.headers["Content-Disposition"].startswith("attachment")
     assert response.headers["X-Content-Type-Options"] == "nosniff" and response.headers["Content-Length"] == "25"

@@ -21,7 +21,8 @@ def test_document_is_served_and_names_every_route(client):
     assert set(document["paths"]) == {
         "/api/v1/support/health", "/api/v1/support/session", "/api/v1/support/tickets",
         "/api/v1/support/tickets/{ticket_id}", "/api/v1/support/tickets/{ticket_id}/replies",
-        "/api/v1/support/tickets/{ticket_id}/resolve", "/api/v1/support/tickets/{ticket_id}/attachments/{attachment_id}",
+        "/api/v1/support/tickets/{ticket_id}/resolve",
+        "/api/v1/support/tickets/{ticket_id}/attachments/{attachment_id}",
     }
 
 

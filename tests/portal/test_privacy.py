@@ -119,7 +119,8 @@ def test_erasure_scrubs_everything_personal_and_is_idempotent(client, db, app):
     thread = db.session.scalar(select(Thread).where(Thread.customer_id == customer.id))
     assert thread.body_text.startswith("[erased per DSR ") and thread.sender_email is None
     assert not storage().exists(key)
-    everything = " ".join(str(v) for row in db.session.execute(select(Thread.body_text, Ticket.subject).join(Ticket)) for v in row)
+    rows = db.session.execute(select(Thread.body_text, Ticket.subject).join(Ticket))
+    everything = " ".join(str(v) for row in rows for v in row)
     assert "555-1234" not in everything and "4242" not in everything and "Bob's ticket" in everything
     assert db.session.scalar(select(func.count()).select_from(SupportAuditLog)) == 0
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "customers.erased")) is not None
@@ -210,7 +211,8 @@ def test_rate_limits_answer_429_with_retry_after(client, db):
     limited = client.post("/api/v1/support/tickets", headers=headers, json={"subject": "s", "body": "b"})
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert limited.get_json()["error"] == "rate_limited"
-    other = client.post("/api/v1/support/tickets", headers=bearer("other@example.com"), json={"subject": "s", "body": "b"})
+    other = client.post("/api/v1/support/tickets", headers=bearer("other@example.com"),
+                        json={"subject": "s", "body": "b"})
     assert other.status_code == 201  # limits are per customer
     assert db.session.scalar(select(func.count()).select_from(Ticket)) == 11
 
@@ -243,5 +245,6 @@ def test_sign_up_requests_are_limited_per_address_of_origin(client):
     codes = [client.post("/api/sessions/enrol", json={"email": f"x{i}@example.com"},
                          environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code for i in range(6)]
     assert codes == [202] * 5 + [429]
-    other = client.post("/api/sessions/enrol", json={"email": "y@example.com"}, environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    other = client.post("/api/sessions/enrol", json={"email": "y@example.com"},
+                        environ_base={"REMOTE_ADDR": "192.0.2.10"})
     assert other.status_code == 202

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func, insert, literal_column, select, text, update
 
 from echo.actors import SYSTEM
+from echo.customers.models import Customer
 from echo.db import utcnow
 from echo.privacy.service import erase_customer
-from echo.customers.models import Customer
 from echo.search.service import CUSTOMER_LIMIT, EXACT_LIMIT, estimated_matches, walk_threshold
 from echo.tickets.models import Thread, Ticket
 from echo.tickets.queries import TicketFilters, list_tickets
@@ -53,7 +53,8 @@ def test_new_messages_are_appended_and_rewritten_ones_rebuild_the_document(db):
 
 def test_merged_messages_move_to_the_survivors_document(db):
     customer = CustomerFactory()
-    source, survivor = TicketFactory(customer=customer, subject="First"), TicketFactory(customer=customer, subject="Second")
+    source = TicketFactory(customer=customer, subject="First")
+    survivor = TicketFactory(customer=customer, subject="Second")
     ThreadFactory(ticket=source, body_text="The webhook retries forever.")
     merge(source, survivor, actor=SYSTEM)
     db.session.commit()
@@ -120,7 +121,8 @@ def test_a_common_word_walks_the_newest_tickets_and_a_rare_one_is_counted_exactl
     assert [t.subject for t in rare.tickets] == [f"Invoice {n} flamingo" for n in range(10, 251, 10)]
     _, headers = agent_token()
     api = client.get("/api/v1/agent/tickets", query_string={"q": "invoice", "per_page": 3}, headers=headers).get_json()
-    assert api["total_exact"] is False and [t["subject"] for t in api["tickets"]] == ["Invoice 1", "Invoice 2", "Invoice 3"]
+    assert api["total_exact"] is False
+    assert [t["subject"] for t in api["tickets"]] == ["Invoice 1", "Invoice 2", "Invoice 3"]
     exact = client.get("/api/v1/agent/tickets", query_string={"q": "flamingo"}, headers=headers).get_json()
     assert exact["total_exact"] is True and exact["total"] == 90
     ranked = list_tickets(TicketFilters(q="flamingo", per_page=5, ranked=True))
@@ -134,7 +136,8 @@ def test_thousands_of_matches_search_the_newest_stretch_and_widen_it_until_the_p
     now = utcnow()
     db.session.execute(insert(Ticket), [
         {"id": uuid.uuid4(), "customer_id": customer.id, "status": "open", "source": "email",
-         "subject": f"Ticket {n}" + (" pelican" if n % 16 == 0 else "") + (" heron" if n >= 10_000 and n % 8 == 0 else ""),
+         "subject": f"Ticket {n}" + (" pelican" if n % 16 == 0 else "")
+                    + (" heron" if n >= 10_000 and n % 8 == 0 else ""),
          "updated_at": now - timedelta(seconds=n),
          "created_at": now, "status_changed_at": now}
         for n in range(20_000)
@@ -155,7 +158,8 @@ def test_thousands_of_matches_search_the_newest_stretch_and_widen_it_until_the_p
     # Every "heron" is in the older half: the first stretches hold none and are widened.
     assert EXACT_LIMIT < estimated_matches("heron") < walk_threshold(_table_size(db))
     herons = list_tickets(TicketFilters(q="heron", per_page=25))
-    assert herons.capped and [t.subject.split()[1] for t in herons.tickets] == [str(n) for n in range(10_000, 10_200, 8)]
+    assert herons.capped
+    assert [t.subject.split()[1] for t in herons.tickets] == [str(n) for n in range(10_000, 10_200, 8)]
 
 
 def test_more_matching_customers_than_the_limit_are_checked_ticket_by_ticket(db):

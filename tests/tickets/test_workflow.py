@@ -33,10 +33,12 @@ def test_status_changes_stamp_closed_at_and_audit(client, db, agent_token):
     assert rows[0].actor == f"agent:{agent.id}"
 
 
-def test_assignment_notifies_the_assignee_and_customer_replies_notify_again(client, db, run_jobs, postmark, agent_token):
+def test_assignment_notifies_the_assignee_and_customer_replies_notify_again(
+        client, db, run_jobs, postmark, agent_token):
     _, headers = agent_token()
     colleague = AgentFactory(email="sam@raxx.app")
-    post_inbound(client, inbound_payload(message_id="<q1@mail.example.com>", headers={"Auto-Submitted": "auto-replied"}))
+    post_inbound(client, inbound_payload(message_id="<q1@mail.example.com>",
+                                         headers={"Auto-Submitted": "auto-replied"}))
     body = api(client, headers, "PATCH", "/tickets/TKT-0001", json={"assignee": "Sam@Raxx.app"}).get_json()
     assert body["assignee"]["email"] == "sam@raxx.app"
     run_jobs()
@@ -108,7 +110,8 @@ def test_merge_refuses_other_customers_and_ops_role(client, db, agent_token):
 def test_auto_close_after_fourteen_quiet_days(client, db, agent_token, run_jobs, postmark, call_task):
     _, headers = agent_token()
     post_inbound(client, inbound_payload(subject="stale", message_id="<s1@mail.example.com>"))
-    post_inbound(client, inbound_payload(sender="bob@example.com", subject="active", message_id="<b1@mail.example.com>"))
+    post_inbound(client, inbound_payload(sender="bob@example.com", subject="active",
+                                         message_id="<b1@mail.example.com>"))
     run_jobs()
     for number in ("TKT-0001", "TKT-0002"):
         api(client, headers, "POST", f"/tickets/{number}/replies", json={"body_text": "Does this help?"})
@@ -138,7 +141,8 @@ def test_merging_an_open_ticket_into_a_resolved_one_reopens_the_survivor(client,
     assert merged["number"] == "TKT-0002" and merged["status"] == "open" and merged["closed_at"] is None
     rows = db.session.scalars(select(AuditLog).where(AuditLog.action == "tickets.status").order_by(AuditLog.id)).all()
     changes = {(str(r.target_id), r.payload["old"], r.payload["new"]) for r in rows[1:]}  # rows[0]: the resolve
-    source, survivor = (db.session.scalar(select(Ticket.id).where(Ticket.number == n)) for n in ("TKT-0001", "TKT-0002"))
+    source, survivor = (db.session.scalar(select(Ticket.id).where(Ticket.number == n))
+                        for n in ("TKT-0001", "TKT-0002"))
     assert changes == {(str(source), "open", "closed"), (str(survivor), "resolved", "open")}
 
 
