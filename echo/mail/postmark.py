@@ -39,7 +39,7 @@ def client() -> PostmarkClient:
     postmark = current_app.extensions.get("echo_postmark")
     if postmark is None:
         settings = current_app.config["ECHO"]
-        api_url = settings.postmark_api_url if settings.postmark_api_url.endswith("/") else settings.postmark_api_url + "/"
+        api_url = settings.postmark_api_url.rstrip("/") + "/"
         postmark = PostmarkClient(server_token=settings.postmark_server_token, root_api_url=api_url, timeout=15)
         # The proxy and CA-bundle variables requests honours, read once here: with trust_env it
         # re-reads the whole environment on every send, half the CPU of a send.

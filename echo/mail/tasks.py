@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from echo.customers.models import Customer
-from echo.db import utcnow
+from echo.db import affected_rows, utcnow
 from echo.extensions import db
 from echo.jobs import queue, task
 from echo.mail import emails, postmark
@@ -153,11 +153,11 @@ def sweep_outbox(now: datetime | None = None) -> int:
         )).limit(500)
     ).all()
     db.session.rollback()
-    expired = db.session.execute(
+    expired = affected_rows(db.session.execute(
         OutboxMessage.__table__.update()
         .where(OutboxMessage.state == "queued", OutboxMessage.created_at <= now - GIVE_UP_AFTER)
         .values(state="expired", last_error="Gave up after 24 hours of failed attempts.")
-    ).rowcount
+    ))
     db.session.commit()
     mail = queue("mail")
     for outbox_id in due:
