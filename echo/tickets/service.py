@@ -5,13 +5,16 @@ Every function flushes but never commits, and writes one audit row per change.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
 from echo.actors import SYSTEM, Actor
@@ -21,6 +24,7 @@ from echo.customers.service import CustomerRef
 from echo.db import affected_rows, utcnow
 from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
 from echo.extensions import db
+from echo.jobs import redis_connection
 from echo.mail.service import acknowledgement_params, queue_email
 from echo.tickets import store
 from echo.tickets.models import CATEGORIES, STATUSES, MessageId, Thread, Ticket
@@ -31,6 +35,20 @@ REOPENS = ("pending", "resolved")  # a customer's reply on these reopens the tic
 MAX_TAGS = 30
 _NUMBER = re.compile(r"^\s*(?:TKT-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
 _TAG_JUNK = re.compile(r"[^a-z0-9_:.\-]+")
+log = logging.getLogger(__name__)
+
+# Acknowledgements to senders who did not authenticate, per recipient domain and clock hour: a
+# forged From: must not turn Echo into a mail cannon aimed at one company. The big free-mail
+# domains carry many unrelated customers, so they get more; each of their addresses is already
+# held to the flood guard's few new tickets a day. Authenticated senders are not counted: the
+# acknowledgement goes to the person who wrote.
+ACK_LIMIT_PER_DOMAIN = 20
+ACK_LIMIT_FREE_MAIL = 200
+FREE_MAIL_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
+    "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com",
+    "gmx.de", "gmx.net", "web.de", "mail.ru", "yandex.ru", "qq.com", "163.com", "zoho.com", "fastmail.com",
+})
 
 
 class TicketNotFound(NotFound):
@@ -94,7 +112,7 @@ def open_ticket(customer_id: uuid.UUID | None, subject: str, *, source: str, cat
     """Start a conversation: the one place a ticket is created (mail, portal, reports), in one INSERT.
 
     A customer's ticket starts with their message (`record_customer_message` writes it next);
-    `quarantine_reason` holds it out of the inbox (spam, flood)."""
+    `quarantine_reason` holds it out of the inbox (spam, flood, unauthenticated)."""
     if category is not None and category not in CATEGORIES:
         raise InvalidPayload(f"Category must be one of {', '.join(CATEGORIES)}.", code="invalid_category")
     ticket_id = uuid.uuid4()
@@ -125,6 +143,9 @@ class CustomerMessage:
     is_auto_reply: bool = False
     spam_score: float | None = None
     spam: bool = False
+    # The sender's authentication (inbound.guards: "pass", "fail", "none", "unchecked"). A portal
+    # message comes from a signed-in customer.
+    authentication: str = "pass"
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
@@ -141,17 +162,21 @@ def record_customer_message(
     audit_payload: dict[str, Any] | None = None, register_message_id: bool = True,
 ) -> Recorded:
     """File a customer's message on `ticket` and apply what it means: a new conversation is
-    acknowledged (unless automated, held or bounced); a human reply stamps the ticket's activity,
-    reopens it if it was waiting or resolved, and tells its assignee.
+    acknowledged (unless automated, held, bounced, from a sender who failed authentication, or past
+    the hourly quota of its domain for senders who did not authenticate); a human reply stamps the
+    ticket's activity, reopens it if it was waiting or resolved, and tells its assignee.
 
     The message and its companions are one compiled statement (the intake's hot path); only a reply
     that reopens a ticket or has an assignee to tell goes on through the ORM."""
     held = message.spam and not opened
-    acknowledge = opened and not (message.is_auto_reply or ticket.quarantined or customer.email_bounced)
+    acknowledge = opened and not (message.is_auto_reply or ticket.quarantined or customer.email_bounced
+                                  or message.authentication == "fail")
+    if acknowledge and message.authentication != "pass":
+        acknowledge = _within_acknowledgement_quota(message.sender_email)
     human_reply = not opened and not message.is_auto_reply and not message.spam
     # A reply to an open, unassigned ticket only stamps its activity, in the write statement itself.
     workflow = human_reply and (ticket.status in REOPENS or ticket.assigned_to is not None)
-    thread = {**asdict(message), "ticket_id": ticket.id, "direction": "inbound", "customer_id": customer.id,
+    thread = {**vars(message), "ticket_id": ticket.id, "direction": "inbound", "customer_id": customer.id,
               "quarantined": held}
     rfc_id = message.rfc_message_id if register_message_id else None
     created_at = store.write_message(
@@ -165,6 +190,24 @@ def record_customer_message(
     if workflow:
         _customer_replied(db.session.get_one(Ticket, ticket.id), customer.id, message.id)
     return Recorded(message.id, created_at, held, acknowledge)
+
+
+def _within_acknowledgement_quota(address: str) -> bool:
+    """Count one acknowledgement against its recipient domain's quota for this hour (in Redis).
+
+    Without Redis the intake still answers, and the acknowledgement goes out: the quota bounds an
+    attack, and an outage does not make one."""
+    domain = address.rpartition("@")[2]
+    key = f"echo:acknowledgements:{domain}:{int(time.time() // 3600)}"
+    try:
+        with redis_connection().pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 3600)
+            count, _ = pipe.execute()
+    except RedisError:
+        log.warning("acknowledgement quota not counted (Redis unavailable) for %s", domain)
+        return True
+    return count <= (ACK_LIMIT_FREE_MAIL if domain in FREE_MAIL_DOMAINS else ACK_LIMIT_PER_DOMAIN)
 
 
 def _customer_replied(ticket: Ticket, customer_id: uuid.UUID, thread_id: uuid.UUID) -> None:
@@ -290,13 +333,16 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
 
 
 def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
-    """Put a quarantined ticket (spam or flood) into the inbox; it is acknowledged like new mail."""
+    """Put a quarantined ticket (spam, flood, unauthenticated) into the inbox; it is acknowledged
+    like new mail, unless its sender failed authentication (the address may be a forgery's victim)."""
     if not ticket.quarantined:
         return
+    reason = ticket.quarantine_reason
     ticket.quarantined, ticket.quarantine_reason, ticket.updated_at = False, None, utcnow()
-    audit.record(actor, "tickets.release", "ticket", ticket.id)
+    audit.record(actor, "tickets.release", "ticket", ticket.id, reason=reason)
     customer = ticket.customer
-    if customer is not None and not customer.email_bounced and customer.deleted_at is None:
+    if (customer is not None and not customer.email_bounced and customer.deleted_at is None
+            and reason != "unauthenticated"):
         queue_email("acknowledgement", to_email=customer.email, ticket=ticket, context={})
 
 
