@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, false, func, literal_column, select, text
+from sqlalchemy import Boolean, bindparam, case, false, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from echo.customers.models import Customer
@@ -40,16 +40,19 @@ _UPSERT = _new_customer.on_conflict_do_update(
     index_elements=[customers.c.email],
     index_where=text("deleted_at IS NULL"),
     set_={"last_seen_at": func.now(),
-          "display_name": func.coalesce(_new_customer.excluded.display_name, customers.c.display_name)},
+          "display_name": case((bindparam("rename", type_=Boolean),
+                                func.coalesce(_new_customer.excluded.display_name, customers.c.display_name)),
+                               else_=customers.c.display_name)},
 ).returning(customers.c.id, customers.c.email, customers.c.display_name, customers.c.email_bounced,
             _recent_tickets.label("recent_tickets"))
 
 
-def upsert_customer(email: str, display_name: str | None) -> CustomerRef:
+def upsert_customer(email: str, display_name: str | None, *, rename: bool = True) -> CustomerRef:
     """Find or create the live customer with this (already normalised) email in one statement.
 
-    A newer non-empty display name replaces the stored one; an empty one keeps it."""
-    params = {"id": uuid.uuid4(), "email": email, "name": display_name or None}
+    A new customer takes the name given. A newer non-empty name replaces the stored one; an empty
+    one keeps it, and so does `rename=False` (mail whose sender did not prove who they are)."""
+    params = {"id": uuid.uuid4(), "email": email, "name": display_name or None, "rename": rename}
     row = execute_compiled(db.session.connection(), _UPSERT, params).fetchone()
     assert row is not None  # an upsert returns its row whether it inserted or updated
     return CustomerRef(row.id, row.email, row.display_name, row.email_bounced, row.recent_tickets)

@@ -2,7 +2,8 @@
 
 Header ids only cross customers when the id is one Echo or Postmark minted (random and
 unguessable); ids from customers' own mail clients, subject tokens and ticket numbers only
-ever match the sender's own tickets. The signed reply token is cryptographic proof.
+ever match the sender's own tickets, and only when the sender authenticated. The signed reply
+token is cryptographic proof for a year after it was minted, then weak evidence like the rest.
 """
 
 from __future__ import annotations
@@ -62,23 +63,33 @@ class Match:
 
 def find_ticket(
     conn: Connection, *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, Known],
-    mailbox_hash: str, subject: str, secret: str,
+    mailbox_hash: str, subject: str, secret: str, sender_trusted: bool,
 ) -> Match | None:
     """Return the ticket this message replies to, or None for a new conversation.
+
+    Strong evidence threads whoever sent the mail: an id Echo or Postmark minted, a reply token
+    younger than its LIFETIME. Weak evidence matches only the sender's own tickets, and only
+    when `sender_trusted` (inbound.guards.sender_trusted): anyone can write a customer's address
+    into From:, a ticket number into the subject, an id from that customer's own mail client
+    into In-Reply-To, or quote a token old enough to have been forwarded.
 
     `known` (from inbound.store.lookup) already carries the tickets of the referenced ids, so a reply
     threaded by its headers costs no further query."""
     for hit in (known[c] for c in candidates if c in known):
-        if hit.origin == "outbound" or hit.ticket.customer_id == customer_id:
+        if hit.origin == "outbound":
+            return Match(_survivor(conn, hit.ticket), "header")
+        if sender_trusted and hit.ticket.customer_id == customer_id:
             return Match(_survivor(conn, hit.ticket), "header")
 
-    if mailbox_hash:
-        ticket_id = reply_token.verify(secret, mailbox_hash.strip())
-        ticket = ticket_by_id(conn, ticket_id) if ticket_id else None
-        if ticket:
+    token = reply_token.check(secret, mailbox_hash.strip()) if mailbox_hash else None
+    ticket = ticket_by_id(conn, token.ticket_id) if token else None
+    if token and ticket:
+        if not token.expired():
+            return Match(_survivor(conn, ticket), "token")
+        if sender_trusted and ticket.customer_id == customer_id:
             return Match(_survivor(conn, ticket), "token")
 
-    number = _SUBJECT_NUMBER.search(subject or "")
+    number = _SUBJECT_NUMBER.search(subject or "") if sender_trusted else None
     if number:
         ticket = customer_ticket_by_seq(conn, int(number.group(1)), customer_id)
         if ticket:

@@ -56,7 +56,12 @@ def ingest_email(message: InboundEmail) -> IngestResult:
         return IngestResult(earlier.ticket.id, earlier.ticket.number, None, "duplicate")
     files = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
 
-    customer = customers.upsert_customer(sender_email, sender_name)
+    # Who sent it decides how far the mail is believed: weak threading evidence and a new display
+    # name need an authenticated sender; a proven forgery is held for an agent unless strong
+    # evidence (an id or reply token we minted) ties it to a ticket.
+    authentication = guards.sender_authentication(((h.Name, h.Value) for h in message.Headers), sender_email)
+    trusted = guards.sender_trusted(authentication)
+    customer = customers.upsert_customer(sender_email, sender_name, rename=trusted)
     automated = guards.is_automated(headers, sender_email, settings.support_address)
     score = guards.spam_score(headers)
     spam = score is not None and score > settings.spam_threshold
@@ -64,7 +69,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
 
     match = mail_threading.find_ticket(
         conn, customer_id=customer.id, candidates=candidates, known=known, mailbox_hash=message.MailboxHash,
-        subject=subject, secret=settings.secret_key,
+        subject=subject, secret=settings.secret_key, sender_trusted=trusted,
     )
     previous = None
     if match and match.ticket.status == "closed" and not automated:
@@ -73,7 +78,8 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     if match:
         ticket = match.ticket
     else:
-        reason = "spam" if spam else ("flood" if customer.recent_tickets >= settings.flood_limit else None)
+        reason = ("spam" if spam else "unauthenticated" if authentication == guards.FAIL
+                  else "flood" if customer.recent_tickets >= settings.flood_limit else None)
         ticket = tickets.open_ticket(customer.id, subject, source="email", quarantine_reason=reason,
                                      previous_ticket_id=previous.id if previous else None)
     created = match is None
@@ -99,12 +105,13 @@ def ingest_email(message: InboundEmail) -> IngestResult:
             rfc_message_id=rfc_id, postmark_message_id=message.MessageID,
             in_reply_to=(headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
             references=(headers.get("references") or "")[:MAX_HEADER] or None,
-            is_auto_reply=automated, spam_score=score, spam=spam,
+            is_auto_reply=automated, spam_score=score, spam=spam, authentication=authentication,
         ),
         opened=created, audit_action="tickets.inbound", register_message_id=earlier is None,
         audit_payload={
             "created": created, "matched_via": match.via if match else None,
             "previous_ticket_id": str(previous.id) if previous else None, "auto_reply": automated,
+            "authentication": authentication,
             "quarantined": ticket.quarantined or (spam and not created), "attachments": len(files),
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -39,10 +40,36 @@ def threading_headers(*message_ids: str | None) -> dict[str, str]:
     return {"In-Reply-To": ids[-1], "References": " ".join(ids)} if ids else {}
 
 
+# Anything a mail client might turn into a link: URLs (any scheme, or www.), addresses, host names
+# (labels of letters, digits or hyphens, ASCII or not, with any of the dots IDNA accepts) and IPv4.
+# File names whose extension is no top-level domain ("invoice.pdf") are left alone.
+_DOT = r"[.\u3002\uff0e\uff61]"
+_LINKISH = re.compile(
+    rf"(?:\b[a-z][a-z0-9+.-]{{1,20}}://|\bwww{_DOT})\S*"
+    r"|[^\s@<>()\[\]]{1,64}@\S+"
+    rf"|\b(?:[^\W_][\w-]{{0,62}}{_DOT}){{1,10}}"
+    r"(?!(?:pdf|docx?|xlsx?|pptx?|csv|txt|log|png|jpe?g|gif|heic|js|json|eml|msg)\b)"
+    r"(?:[^\W\d_]{2,63}|xn--[\w-]{1,59})\b(?:[/:?#]\S*)?"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?:[/:?#]\S*)?",
+    re.IGNORECASE,
+)
+MAX_ECHOED_SUBJECT = 100
+
+
+def echoable_subject(subject: str | None) -> str:
+    """The customer's subject as an automatic reply may repeat it: links and addresses removed, and
+    short. Anyone can send mail in a customer's name, and what Echo sends on its own must not
+    carry a stranger's link (a phishing URL) from the support address."""
+    echoed = " ".join(_LINKISH.sub("[link removed]", (subject or "")[:3 * MAX_ECHOED_SUBJECT]).split())
+    if not echoed.replace("[link removed]", "").strip(" -:;,.|"):
+        return "your message"
+    return echoed if len(echoed) <= MAX_ECHOED_SUBJECT else echoed[:MAX_ECHOED_SUBJECT - 1] + "…"
+
+
 @email("acknowledgement")
 def acknowledgement(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
     ticket = db.session.get_one(Ticket, outbox.ticket_id)
-    context = {"ticket": ticket, "portal_link": portal_link(ticket)}
+    context = {"ticket": ticket, "subject": echoable_subject(ticket.subject), "portal_link": portal_link(ticket)}
     headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
     headers.update(threading_headers(outbox.context.get("in_reply_to")))
     return context, headers
@@ -104,6 +131,14 @@ def portal_enrol(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
 
 email("assignment")(_agent_notification)
 email("customer_reply")(_agent_notification)
+
+
+def preload(outboxes: list[OutboxMessage]) -> list[Ticket]:
+    """Load the tickets of a batch of outbox rows in one query, for the builders' `get_one` to find.
+
+    The session holds loaded rows weakly: keep the returned list while rendering."""
+    ids = {o.ticket_id for o in outboxes if o.ticket_id is not None}
+    return list(db.session.scalars(select(Ticket).where(Ticket.id.in_(ids)))) if len(ids) > 1 else []
 
 
 def render(outbox: OutboxMessage) -> OutgoingEmail:

@@ -1,6 +1,10 @@
-"""Signed reply tokens: fixed length, case-insensitive, unforgeable without the key."""
+"""Signed reply tokens: fixed length, case-insensitive, unforgeable without the key, strong for a year."""
 
+import base64
+import hashlib
+import hmac
 import uuid
+from datetime import date, timedelta
 
 from echo.mail import reply_token
 
@@ -21,8 +25,38 @@ def test_other_key_or_other_ticket_fails():
     assert reply_token.verify("key-one", swapped) is None
 
 
+def test_the_issue_day_is_signed_and_ages_the_token():
+    ticket_id, minted = uuid.uuid4(), date(2027, 3, 1)
+    token = reply_token.mint("key-one", ticket_id, issued_on=minted)
+    found = reply_token.check("key-one", token)
+    assert found == reply_token.Token(ticket_id, minted)
+    assert not found.expired(minted + reply_token.LIFETIME)
+    assert found.expired(minted + reply_token.LIFETIME + timedelta(days=1))
+    redated = reply_token.mint("key-one", ticket_id, issued_on=date(2031, 1, 1))[:29] + token[29:]
+    assert reply_token.check("key-one", redated) is None  # a later day with the old MAC
+
+
+def legacy_token(secret, ticket_id):
+    """A token as Echo minted them before they carried a date."""
+    key = hmac.new(secret.encode(), b"echo.reply-token.v1", hashlib.sha256).digest()
+    mac = hmac.new(key, ticket_id.bytes, hashlib.sha256).digest()[:10]
+    return "".join(base64.b32encode(part).decode().rstrip("=").lower() for part in (ticket_id.bytes, mac))
+
+
+def test_tokens_of_the_first_format_still_verify_for_a_transition():
+    ticket_id = uuid.uuid4()
+    token = legacy_token("key-one", ticket_id)
+    assert len(token) == reply_token.LEGACY_TOKEN_LENGTH
+    found = reply_token.check("key-one", token.upper())
+    assert found is not None and found.ticket_id == ticket_id
+    assert not found.expired(reply_token.LEGACY_ISSUED_ON + reply_token.LIFETIME)
+    assert found.expired(reply_token.LEGACY_ISSUED_ON + reply_token.LIFETIME + timedelta(days=1))
+    assert reply_token.verify("key-two", token) is None
+
+
 def test_malformed_tokens_fail_quietly():
-    for token in ("", "a", "=" * 42, "0" * 42, "!" * 42, "a" * 41, "a" * 43, "ü" * 42):
+    for token in ("", "a", "=" * 42, "0" * 42, "!" * 42, "a" * 41, "a" * 43, "ü" * 42,
+                  "=" * 45, "0" * 45, "!" * 45, "a" * 44, "a" * 46, "ü" * 45, "a" * 45):
         assert reply_token.verify("key-one", token) is None
 
 
