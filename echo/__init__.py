@@ -160,7 +160,9 @@ def _install(app: Flask, settings: Settings, mount: Mount) -> None:
     app.config.update(
         ECHO=settings,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800},
+        # hide_parameters: a database error's message (logged, or shown in a traceback) never
+        # carries the values bound to the statement, which may be message bodies or addresses.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800, "hide_parameters": True},
     )
     app.extensions["echo"] = mount
     logging.getLogger("echo").setLevel(logging.INFO)

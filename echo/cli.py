@@ -6,6 +6,7 @@ import errno
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ DEFAULT_CONSOLE_URL = "http://localhost:5000"
 SERVE_RECORD = "serve.json"  # in the instance folder while `serve` runs: where its console answers
 # Method, path (no query string: it may hold one-time tokens), status, size, seconds. No client IP.
 ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+PRIVATE_LOGGER = "echo.gunicorn_logging.PrivateLogger"  # the error log: networks, not client addresses
 
 
 def _create_app() -> Flask:
@@ -105,7 +107,8 @@ def serve(host: str, port: int, web_workers: int, start_timeout: int) -> None:
     try:
         processes["web server (gunicorn)"] = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "echo.wsgi:app", "--bind", _bind_address(host, port),
-             "--workers", str(web_workers), "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT],
+             "--workers", str(web_workers), "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT,
+             "--logger-class", PRIVATE_LOGGER],
             env=env,
         )
         processes["worker"] = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker"], env=env)
@@ -430,7 +433,34 @@ def agents_revoke_tokens(email: str) -> None:
     click.echo(f"Revoked {count} token(s).")
 
 
-COMMANDS = (serve, db_group, worker, inbound, agents, erase_customer)
+@click.group("portal")
+def portal() -> None:
+    """Customer portal sessions."""
+
+
+@portal.command("revoke-session")
+@click.argument("session_id")
+@click.option("--hashed", is_flag=True,
+              help="SESSION_ID is the SHA-256 hex of the sid, as support_audit_log.session_id_hash records it.")
+@with_appcontext
+def portal_revoke_session(session_id: str, hashed: bool) -> None:
+    """Refuse every portal token whose `sid` is SESSION_ID: Echo's own sessions and host-issued ones."""
+    from echo.extensions import db
+    from echo.portal.auth import revoke_session
+    from echo.security import token_hash
+
+    if hashed and not re.fullmatch(r"[0-9a-f]{64}", session_id.strip().lower()):
+        raise click.BadParameter("a hashed session id is 64 hexadecimal characters", param_hint="SESSION_ID")
+    until = revoke_session(session_id.strip().lower() if hashed else token_hash(session_id))
+    db.session.commit()
+    if until is None:
+        click.echo("Revoked the Echo session; every token for it is refused from now on.")
+    else:
+        click.echo(f"Refusing every token for this host-issued session until {until:%Y-%m-%d %H:%M} UTC"
+                   " (the 12-hour session maximum).")
+
+
+COMMANDS = (serve, db_group, worker, inbound, agents, portal, erase_customer)
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,9 @@ DEV_SECRET = "dev-insecure-secret-do-not-use-in-production"
 DEV_WEBHOOK_USER = "postmark"
 DEV_WEBHOOK_PASSWORD = "dev-webhook-password"
 POSTMARK_DEFAULT_API = "https://api.postmarkapp.com/"
+# Where links and passkeys point outside production when ECHO_CONSOLE_URL / ECHO_PORTAL_URL are
+# unset (`serve` sets ECHO_CONSOLE_URL to its own address): fixed, never a request's Host.
+DEV_CONSOLE_URL = "http://localhost:5000"
 
 
 class ConfigError(Exception):
@@ -59,6 +62,16 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def console_base_url(self) -> str:
+        """The console's address for links and its passkeys' relying party (configured in production)."""
+        return self.console_url or DEV_CONSOLE_URL
+
+    @property
+    def portal_base_url(self) -> str:
+        """The portal's address for links and its passkeys' relying party (configured in production)."""
+        return self.portal_url or self.console_base_url
 
     @property
     def support_domain(self) -> str:
@@ -121,6 +134,11 @@ class Settings:
                 if not env.get(name):
                     reader.problems.append(
                         f"{name} is required when ECHO_ENV=production (embedded servers are for development)")
+            for name, what in (("ECHO_PORTAL_URL", "the portal"), ("ECHO_CONSOLE_URL", "the console")):
+                if not reader.has(name):
+                    reader.problems.append(
+                        f"{name} is required when ECHO_ENV=production: links in email and {what}'s passkeys"
+                        f" use this address, never a request's Host header (e.g. https://support.example.com)")
         if reader.problems:
             raise ConfigError(reader.problems)
         return settings
@@ -155,6 +173,9 @@ class _Reader:
     def _get(self, name: str) -> str | None:
         value = self.env.get(name)
         return value.strip() if value is not None and value.strip() != "" else None
+
+    def has(self, name: str) -> bool:
+        return self._get(name) is not None
 
     def text(self, name: str, default: str | None) -> str:
         value = self._get(name)

@@ -1,5 +1,6 @@
 """Security headers on Echo's responses (a strict CSP with no inline script, no framing, no
-sniffing), and no NUL characters from query strings or forms (PostgreSQL text cannot hold them).
+sniffing, HTTPS only in production), and no NUL characters from query strings or forms
+(PostgreSQL text cannot hold them).
 
 Standalone that is every response; in a host app only Echo's own (`echo.hosting.is_echo_request`):
 the host's pages keep the host's policies.
@@ -25,6 +26,13 @@ CSP = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+# The ticket page may show the remote images an agent asks to see ("Show images"): no image in
+# customer HTML has a live `src` but Echo's own attachments (echo.inbound.sanitize), so `https:`
+# lets through only the images the agent chose, and Echo's hosts are never among them (sanitiser
+# and script both refuse them). Every other page keeps 'self'.
+PAGE_CSP = {"console.ticket": CSP.replace("img-src 'self'", "img-src 'self' https:")}
+
+HSTS = "max-age=31536000; includeSubDomains"  # a year, as browsers' preload lists ask
 
 
 def init_app(app: Flask) -> None:
@@ -45,11 +53,13 @@ def init_app(app: Flask) -> None:
     def _headers(response: Response) -> Response:
         if not is_echo_request():
             return response
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP.get(request.endpoint or "", CSP))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if current_app.config["ECHO"].production:  # production is served over HTTPS only: browsers remember it
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
 

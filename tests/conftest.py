@@ -92,6 +92,7 @@ def base_env(database_url, redis_url, fake_postmark, tmp_path_factory):
         "ECHO_SUPPORT_ADDRESS": "support@raxx.app",
         "ECHO_FROM_NAME": "Raxx Support",
         "ECHO_PORTAL_URL": "https://support.raxx.app",
+        "ECHO_CONSOLE_URL": "https://help.raxx.app",
         "ECHO_STORAGE": "local",
         "ECHO_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
     }

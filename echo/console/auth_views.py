@@ -28,9 +28,9 @@ def _csrf():
 
 
 def relying_party() -> passkeys.RelyingParty:
+    """The console's passkey relying party: ECHO_CONSOLE_URL's host and origin, whatever the request says."""
     settings = current_app.config["ECHO"]
-    base = settings.console_url or request.host_url
-    return passkeys.RelyingParty.for_url(base, settings.from_name or "Echo")
+    return passkeys.RelyingParty.for_url(settings.console_base_url, settings.from_name or "Echo")
 
 
 def _safe_next(target: str | None) -> str:
@@ -169,5 +169,5 @@ def revoke_passkey(passkey_id: uuid.UUID):
 def invitation_link(agent: Agent, console_url: str | None = None) -> str:
     """Make an invitation and return the enrolment URL to hand to the agent (on `console_url` if given)."""
     token = create_invitation(agent)
-    base = console_url or current_app.config["ECHO"].console_url or "http://localhost:5000"
+    base = console_url or current_app.config["ECHO"].console_base_url
     return f"{base.rstrip('/')}/tickets/enrol?token={token}"

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 
 from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy import select
 
 from echo.agents.models import Agent
@@ -20,6 +21,7 @@ from echo.console.auth import NotSignedIn, current_agent, require_agent, signed_
 from echo.customers.models import Customer
 from echo.errors import EchoError
 from echo.extensions import csrf, db
+from echo.inbound import sanitize
 from echo.mail.models import OutboxMessage
 from echo.outbound.service import clear_bounce, retry_outbox, send_reply
 from echo.search.service import shortcut
@@ -30,6 +32,7 @@ bp = Blueprint("console", __name__, url_prefix="/tickets", static_folder="../sta
                static_url_path="/static")
 PUBLIC_ENDPOINTS = {"console.static"}
 PER_PAGE = 25
+FILTER_ARGS = ("status", "assignee", "tag", "customer", "q", "quarantined", "sort", "page")
 
 
 @bp.before_request
@@ -73,6 +76,11 @@ def _filters() -> queries.TicketFilters:
     )
 
 
+def _link_args() -> dict[str, str]:
+    """The inbox's own filters, for the links that keep them: never url_for's `_method`, `_external`…"""
+    return {name: value for name, value in request.args.items() if name in FILTER_ARGS}
+
+
 @bp.get("", strict_slashes=False)
 def inbox():
     filters = _filters()
@@ -89,7 +97,7 @@ def inbox():
     agents = db.session.scalars(select(Agent).where(Agent.active).order_by(Agent.display_name)).all()
     response = render(
         "console/inbox.html", "tickets/_list.html", page=page, filters=filters, reads=reads, agents=agents,
-        counts=queries.status_counts(filters), args=request.args,
+        counts=queries.status_counts(filters), args=_link_args(),
     )
     db.session.commit()
     return response
@@ -271,6 +279,18 @@ def filesize(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+@bp.app_template_filter("filename")
+def shown_filename(name: str, index: int = 1) -> str:
+    """An attachment's name as shown, cleaned again: names stored before bidi controls were removed."""
+    return attachments.clean_filename(name, index)
+
+
+@bp.app_template_filter("message_html")
+def message_html(body_html: str) -> Markup:
+    """Stored message HTML, its images held or dropped again: HTML stored by older rules is shown as safely."""
+    return Markup(sanitize.hold_images(body_html, sanitize.echo_hosts()))
 
 
 @bp.app_template_filter("thread_kind")

@@ -1,8 +1,8 @@
 """WebAuthn ceremonies through the `webauthn` package: options out, verified credentials in.
 
 Challenges live server-side in the caller's signed session for a few minutes; the relying
-party id and origin come from configuration (ECHO_CONSOLE_URL / ECHO_PORTAL_URL) or, in
-development, from the request.
+party id and origin come from configuration only (ECHO_CONSOLE_URL / ECHO_PORTAL_URL, with a
+fixed development default), never from the request: a forged Host header must not choose them.
 """
 
 from __future__ import annotations

@@ -62,10 +62,7 @@ def send_enrolment_link(email: str) -> bool:
     if recent >= LINKS_PER_HOUR:
         log.info("enrolment link not sent: %s links in the last hour", recent)
         return False
-    base = portal_base_url()
-    if base is None:
-        log.error("enrolment link not sent: set ECHO_PORTAL_URL (links are never built from a request's Host)")
-        return False
+    base = current_app.config["ECHO"].portal_base_url  # configuration only, never a request's Host
     raw = secrets.token_urlsafe(32)
     db.session.add(CustomerEnrolment(customer_id=customer.id, token_hash=token_hash(raw), created_at=now,
                                      expires_at=now + ENROLMENT_TTL))
@@ -73,15 +70,10 @@ def send_enrolment_link(email: str) -> bool:
     return True
 
 
-def portal_base_url() -> str | None:
+def relying_party() -> passkeys.RelyingParty:
+    """The portal's passkey relying party: ECHO_PORTAL_URL's host and origin, whatever the request says."""
     settings = current_app.config["ECHO"]
-    base = settings.portal_url or settings.console_url
-    return base.rstrip("/") if base else None
-
-
-def relying_party(fallback_url: str) -> passkeys.RelyingParty:
-    settings = current_app.config["ECHO"]
-    return passkeys.RelyingParty.for_url(settings.portal_url or fallback_url, settings.from_name or "Support")
+    return passkeys.RelyingParty.for_url(settings.portal_base_url, settings.from_name or "Support")
 
 
 def find_enrolment(raw: str) -> CustomerEnrolment:

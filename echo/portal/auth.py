@@ -1,4 +1,9 @@
-"""Portal authentication: HS256 JWTs verified with SESSION_KEY; only the token's email identifies a customer."""
+"""Portal authentication: HS256 JWTs verified with SESSION_KEY; only the token's email identifies a customer.
+
+Echo's own sign-in mints the tokens of sessions it records (`customer_sessions`); a host platform
+may mint its own with session ids Echo never saw. Either way a token lives at most SESSION_MAX
+from its `iat`, and either kind of session can be revoked (`revoke_session`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from flask import current_app, request
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, delete, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from echo.customers.models import Customer
 from echo.db import utcnow
 from echo.errors import Unauthorized
 from echo.extensions import db
-from echo.portal.models import CustomerSession
+from echo.portal.models import CustomerSession, RevokedPortalSession
 from echo.security import token_hash
 
 TOKEN_TTL = timedelta(minutes=15)
@@ -84,13 +90,53 @@ def identify() -> PortalIdentity:
     email, sid = claims.get("customer_email"), claims.get("sid")
     if not isinstance(email, str) or not isinstance(sid, str) or "@" not in email:
         raise Unauthenticated("Sign in to see your tickets.")
-    session_record = db.session.get(CustomerSession, token_hash(sid))
-    if session_record is not None and (session_record.revoked_at is not None or session_record.expires_at <= utcnow()):
+    now = utcnow()
+    # Whoever minted it, no token lives past the 12-hour session maximum. PyJWT has checked that
+    # `iat` is not in the future, but takes numeric strings for both claims: numbers only here.
+    iat, exp = claims["iat"], claims["exp"]
+    if not _is_time(iat) or not _is_time(exp) or exp - iat > SESSION_MAX.total_seconds():
+        raise Unauthenticated("Sign in to see your tickets.")
+    if now.timestamp() - iat > SESSION_MAX.total_seconds():
         raise Unauthenticated("Your session timed out. Sign in again to continue.", code="session_expired")
-    customer_id = db.session.scalar(
-        select(Customer.id).where(Customer.email == email.strip().lower(), Customer.deleted_at.is_(None))
+    email = email.strip().lower()
+    customer_id, refused = db.session.execute(select(
+        select(Customer.id).where(Customer.email == email, Customer.deleted_at.is_(None)).scalar_subquery(),
+        _refused(token_hash(sid), now),
+    )).one()
+    if refused:
+        raise Unauthenticated("Your session timed out. Sign in again to continue.", code="session_expired")
+    return PortalIdentity(customer_id, email, sid, datetime.fromtimestamp(exp, UTC))
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _refused(session_hash: str, now: datetime) -> ColumnElement[bool]:
+    """Whether the session is revoked or over: one of Echo's, or a host-issued id on the revocation list."""
+    return or_(
+        exists().where(CustomerSession.id == session_hash,
+                       or_(CustomerSession.revoked_at.is_not(None), CustomerSession.expires_at <= now)),
+        exists().where(RevokedPortalSession.id == session_hash, RevokedPortalSession.expires_at > now),
     )
-    return PortalIdentity(customer_id, email.strip().lower(), sid, datetime.fromtimestamp(claims["exp"], UTC))
+
+
+def revoke_session(session_hash: str) -> datetime | None:
+    """Refuse every token naming this session (by the SHA-256 of its `sid`) from now on. Flushes.
+
+    Echo's own session is marked revoked (returns None); any other id is a host-issued one and goes
+    on the revocation list until it can no longer matter (returns when that is)."""
+    now = utcnow()
+    if db.session.get(CustomerSession, session_hash) is not None:
+        db.session.execute(update(CustomerSession).where(CustomerSession.id == session_hash,
+                                                         CustomerSession.revoked_at.is_(None)).values(revoked_at=now))
+        return None
+    expires = now + SESSION_MAX
+    db.session.execute(delete(RevokedPortalSession).where(RevokedPortalSession.expires_at <= now))
+    db.session.execute(insert(RevokedPortalSession).values(id=session_hash, revoked_at=now, expires_at=expires)
+                       .on_conflict_do_update(index_elements=[RevokedPortalSession.id],
+                                              set_={"revoked_at": now, "expires_at": expires}))
+    return expires
 
 
 def refreshed_token(identity: PortalIdentity) -> tuple[str, datetime] | None:

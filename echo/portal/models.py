@@ -1,4 +1,4 @@
-"""Customer sessions (behind the portal JWTs) and one-time enrolment links."""
+"""Customer sessions (behind the portal JWTs), revoked host-issued sessions, and one-time enrolment links."""
 
 import uuid
 from datetime import datetime
@@ -35,3 +35,16 @@ class CustomerEnrolment(Model):
     created_at: Mapped[datetime] = created_at()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RevokedPortalSession(Model):
+    """A portal session id Echo never issued (the host platform's), refused until `expires_at`.
+
+    Kept for SESSION_MAX after revocation: that outlives every token minted before it, and the
+    host session itself (12 hours at most), so the id cannot come back while anyone holds it."""
+
+    __tablename__ = "revoked_portal_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the sid, as in support_audit_log
+    revoked_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)

@@ -47,7 +47,10 @@ SUMMARY_COLUMNS = (Ticket.id, Ticket.number, Ticket.subject, Ticket.status, Tick
 
 
 def owned_ticket(identity: PortalIdentity, ticket_id: str) -> Ticket:
-    """The customer's ticket by its opaque id (merged ids lead to the survivor), or TicketUnavailable."""
+    """The customer's ticket by its opaque id (merged ids lead to the survivor), or TicketUnavailable.
+
+    A quarantined ticket (held as spam, a flood or an unauthenticated sender) is unavailable too,
+    until an agent releases it: it may not be the customer's at all."""
     try:
         key = uuid.UUID(ticket_id)
     except (ValueError, TypeError, AttributeError):
@@ -58,6 +61,8 @@ def owned_ticket(identity: PortalIdentity, ticket_id: str) -> Ticket:
     ticket = survivor(ticket)
     if identity.customer_id is None or ticket.customer_id != identity.customer_id:
         raise TicketUnavailable(privacy_violation=True)
+    if ticket.quarantined:
+        raise TicketUnavailable()
     return ticket
 
 
@@ -113,7 +118,7 @@ def read_ticket(identity: PortalIdentity, ticket_id: str) -> tuple:
     row = None
     if identity.customer_id is not None:
         row = db.session.execute(stamp.where(Ticket.id == key, Ticket.customer_id == identity.customer_id,
-                                             Ticket.merged_into_id.is_(None))).first()
+                                             Ticket.merged_into_id.is_(None), Ticket.quarantined.is_(False))).first()
     if row is None:
         ticket = owned_ticket(identity, ticket_id)
         row = db.session.execute(stamp.where(Ticket.id == ticket.id)).one()

@@ -21,7 +21,7 @@ def _ip_key() -> str:
 
 
 def _relying_party() -> passkeys.RelyingParty:
-    return accounts.relying_party(request.host_url)
+    return accounts.relying_party()
 
 
 def _session(customer, token: str, expires):

@@ -121,6 +121,7 @@ def test_serve_refuses_to_start_without_redis(base_env, tmp_path):
 def test_serve_prints_its_url_once_it_answers_and_ctrl_c_stops_everything(base_env, tmp_path):
     port = free_port()
     env = clean_env(base_env, ECHO_INSTANCE_PATH=str(tmp_path))
+    del env["ECHO_CONSOLE_URL"]  # serve names its own address
     serve = subprocess.Popen([ECHO_DESK, "serve", "--port", str(port), "--web-workers", "1"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = LineReader(serve.stdout)
@@ -137,6 +138,9 @@ def test_serve_prints_its_url_once_it_answers_and_ctrl_c_stops_everything(base_e
         invite = echo_desk("agents", "invite", "kim@raxx.app", env=env)
         assert invite.returncode == 0, invite.stderr
         assert f"http://localhost:{port}/tickets/enrol?token=" in invite.stdout
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as malformed:
+            malformed.sendall(b"GET /tickets/enrol?token=SECRET-TOKEN HTTP/1.1 junk\r\n\r\n")
+            assert malformed.recv(100).startswith(b"HTTP/1.1 400")
 
         children = psutil.Process(serve.pid).children(recursive=True)
         assert len(children) >= 2  # gunicorn's master and worker, the job worker
@@ -145,6 +149,8 @@ def test_serve_prints_its_url_once_it_answers_and_ctrl_c_stops_everything(base_e
     finally:
         kill_with_children(serve)
     assert "Echo stopped." in lines.text()
+    assert "Invalid request from ip=127.0.0.0/24" in lines.text()  # gunicorn's error log: the network only
+    assert "ip=127.0.0.1" not in lines.text() and "SECRET-TOKEN" not in lines.text()
     assert wait_until(lambda: not any(running(child.pid) for child in children))
     assert not (tmp_path / "serve.json").exists()
 
@@ -162,7 +168,7 @@ def test_agents_invite_without_a_console_url_or_a_running_serve_says_what_it_ass
                               text=True, check=True)
     stale = {"console_url": "http://localhost:5123", "pid": int(finished.stdout)}  # a serve that was killed
     (tmp_path / "serve.json").write_text(json.dumps(stale))
-    app = make_app(ECHO_INSTANCE_PATH=str(tmp_path))
+    app = make_app(ECHO_INSTANCE_PATH=str(tmp_path), ECHO_CONSOLE_URL="")
     result = app.test_cli_runner().invoke(args=["agents", "invite", "kim@raxx.app"])
     assert result.exit_code == 0, result.output
     assert "http://localhost:5000/tickets/enrol?token=" in result.stdout

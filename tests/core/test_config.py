@@ -66,9 +66,30 @@ def test_production_with_everything_set_starts():
         "POSTMARK_SERVER_TOKEN": "token", "ECHO_WEBHOOK_USER": "postmark", "ECHO_WEBHOOK_PASSWORD": "p" * 32,
         "ECHO_SUPPORT_ADDRESS": "Support@Raxx.app", "DATABASE_URL": "postgres://u:p@h/d", "REDIS_URL": "redis://h:6379/0",
         "ECHO_STORAGE": "s3", "S3_BUCKET": "raxx-attachments", "ECHO_CORS_ORIGINS": "https://a.test, https://b.test/",
+        "ECHO_PORTAL_URL": "https://support.raxx.app/", "ECHO_CONSOLE_URL": "https://help.raxx.app",
     })
     assert settings.production and settings.support_address == "support@raxx.app"
     assert settings.cors_origins == ("https://a.test", "https://b.test")
+    assert settings.portal_base_url == "https://support.raxx.app" and settings.console_base_url == "https://help.raxx.app"
+
+
+def test_production_needs_the_portal_and_console_addresses():
+    """Links in email and the passkeys' relying party come from these, never from a request's Host."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ECHO_ENV": "production"})
+    for name in ("ECHO_PORTAL_URL", "ECHO_CONSOLE_URL"):
+        [problem] = [p for p in caught.value.problems if p.startswith(name)]
+        assert "required when ECHO_ENV=production" in problem and "Host" in problem
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ECHO_ENV": "production", "ECHO_PORTAL_URL": "support.raxx.app"})
+    assert [p for p in caught.value.problems if p.startswith("ECHO_PORTAL_URL")] == [
+        "ECHO_PORTAL_URL must be a http/https URL (got 'support.raxx.app')"]  # one clear message, not two
+
+
+def test_outside_production_links_fall_back_to_a_fixed_address():
+    settings = Settings.from_env({})
+    assert settings.console_base_url == settings.portal_base_url == "http://localhost:5000"
+    assert Settings.from_env({"ECHO_CONSOLE_URL": "http://localhost:8000"}).portal_base_url == "http://localhost:8000"
 
 
 def test_s3_needs_a_bucket():
