@@ -20,13 +20,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
-from echo.config import ConfigError, Settings
+from echo.config import DEV_CONSOLE_URL, ConfigError, Settings
 
 if TYPE_CHECKING:
     from werkzeug.local import LocalProxy
 
 DEMO_AGENT = "demo@echo.local"
-DEFAULT_CONSOLE_URL = "http://localhost:5000"
 SERVE_RECORD = "serve.json"  # in the instance folder while `serve` runs: where its console answers
 # Method, path (no query string: it may hold one-time tokens), status, size, seconds. No client IP.
 ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
@@ -280,8 +279,8 @@ def _console_url(settings: Settings) -> str:
     if _running(record.get("pid")) and isinstance(record.get("console_url"), str):
         return record["console_url"]
     click.echo(f"No ECHO_CONSOLE_URL is set and no `echo-desk serve` is running on {settings.instance_path};"
-               f" the link assumes {DEFAULT_CONSOLE_URL}.", err=True)
-    return DEFAULT_CONSOLE_URL
+               f" the link assumes {DEV_CONSOLE_URL}.", err=True)
+    return DEV_CONSOLE_URL
 
 
 def _running(pid: object) -> bool:

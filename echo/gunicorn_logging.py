@@ -10,11 +10,12 @@ tokens travel there). gunicorn's own start-up lines (the address it listens on) 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]  # gunicorn ships no types
+
+from echo.security import ip_prefix
 
 # Whatever could be an address; ipaddress decides. IPv6 may end in an embedded IPv4 (::ffff:1.2.3.4).
 _ADDRESS = re.compile(r"(?<![\w.:])(?:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}"
@@ -22,21 +23,10 @@ _ADDRESS = re.compile(r"(?<![\w.:])(?:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}
 _QUERY = re.compile(r"(?<=\S)\?[^\s'\"]+")
 
 
-def network(address: str) -> str | None:
-    """The /24 or /48 an address belongs to, or None when it is not an address."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # a dual-stack socket's IPv4 client
-        ip = ip.ipv4_mapped
-    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
-
-
 def _mask_address(match: re.Match[str]) -> str:
     text = match.group()
     candidate = text.rstrip(":")  # "ip=2001:db8::1: Invalid…" ends the address with the sentence's colon
-    masked = network(candidate)
+    masked = ip_prefix(candidate)
     return text if masked is None else masked + text[len(candidate):]
 
 

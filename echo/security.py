@@ -7,6 +7,7 @@ the host's pages keep the host's policies.
 """
 
 import hashlib
+import ipaddress
 
 from flask import Flask, Response, abort, current_app, request
 
@@ -66,3 +67,15 @@ def init_app(app: Flask) -> None:
 def token_hash(raw: str) -> str:
     """SHA-256 hex of a bearer secret (tokens, invitation links, session ids): only this is ever stored."""
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def ip_prefix(address: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address: enough to spot abuse, not to name a person;
+    None when it is not an address."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # a dual-stack socket's IPv4 client
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_cors import CORS
@@ -17,6 +16,7 @@ from echo.extensions import db, limiter
 from echo.http import json_body
 from echo.portal import schemas, service
 from echo.portal.auth import PortalIdentity, identify, refreshed_token
+from echo.security import ip_prefix
 
 bp = Blueprint("portal_api", __name__, url_prefix="/api/v1/support")
 PER_PAGE_MAX = 50
@@ -100,15 +100,6 @@ def _write_audit(response: Response) -> None:
         success=response.status_code < 400, error_code=error,
     ))
     db.session.commit()
-
-
-def ip_prefix(address: str | None) -> str | None:
-    """The /24 (IPv4) or /48 (IPv6) network of an address: enough to spot abuse, not to name a person."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return None
-    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
 
 
 def _page_args() -> tuple[int, int]:
