@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import logging
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ URL_PATH = "/tickets/attachments/{id}"
 INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
+_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e]")
+_INVISIBLE = {"Cf": "", "Cc": "_", "Cs": "_", "Zl": "_", "Zp": "_"}  # Unicode category → replacement
 _NEW_KEYS = "echo_new_storage_keys"
 
 
@@ -63,8 +66,15 @@ def decode_files(items, max_bytes: int) -> list[IncomingFile]:
 
 
 def clean_filename(name: str, index: int) -> str:
-    name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
-    return name[:255] or f"attachment-{index}"
+    """A name to store and show: no path, no control characters, nothing invisible that reorders it.
+
+    Bidi controls and other format characters (Unicode category Cf) are removed, since "invoice",
+    U+202E, "fdp.exe" shows as "invoiceexe.pdf"; other controls, line separators and lone
+    surrogates become `_`. Only the first characters are looked at: the name is cut to 255 anyway.
+    """
+    name = _UNSAFE_FILENAME.sub("_", name[:4 * 255])
+    name = _NOT_PLAIN_ASCII.sub(lambda char: _INVISIBLE.get(unicodedata.category(char[0]), char[0]), name)
+    return name.strip(" .")[:255] or f"attachment-{index}"
 
 
 def checked_content_type(declared: str, data: bytes) -> str:
@@ -84,9 +94,14 @@ def checked_content_type(declared: str, data: bytes) -> str:
 
 
 def content_disposition(kind: str, filename: str) -> str:
-    """`inline`/`attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266)."""
+    """`inline`/`attachment` with an ASCII fallback name and the UTF-8 one (RFC 6266).
+
+    The name is cleaned again: names stored before bidi controls were removed must not reach a
+    download dialog either.
+    """
     from urllib.parse import quote
 
+    filename = clean_filename(filename, 1)
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 

@@ -1,13 +1,28 @@
-"""Make customer HTML safe to show, and find the new text of a reply under its quotes."""
+"""Make customer HTML safe to show, and find the new text of a reply under its quotes.
+
+Images are the one thing in mail a browser fetches by itself, with the agent's cookies when the
+URL is Echo's own: `<img src="https://support…/tickets?q=…">` would run a search or mark a
+ticket read as the agent. So no image in stored or shown HTML has a live `src` but Echo's own
+attachment URLs (inline `cid:` images). Remote http(s) images wait in `data-remote-src` until
+the agent clicks "Show images" (echo/static/console.js), as in a mail client; images on Echo's
+hosts, on loopback or IP addresses, or with any other URL are replaced by their alt text. With
+that, the ticket page's CSP can allow `https:` images without reopening the hole (`'self'` was
+the hole, and now every `src` Echo shows is Echo's own doing). Links to open each image in a new
+tab would have needed no CSP change, but leave HTML mail unreadable as sent; a proxy that hides
+the agent's address from senders is another feature. The console runs `hold_images` again on
+every message it shows, so HTML stored by older rules is as safe as new HTML.
+"""
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypedDict
+from urllib.parse import unquote, urlsplit
 
 import nh3
+from flask import current_app, has_app_context, has_request_context, request
 from mailparser_reply import EmailReplyParser
 
 ALLOWED_TAGS = {
@@ -30,6 +45,25 @@ ALLOWED_ATTRIBUTES = {
 }
 URL_SCHEMES = {"http", "https", "mailto", "cid"}
 ABSOLUTE_URL_PREFIXES = ("http://", "https://", "mailto:")
+HELD_IMAGE_ATTRIBUTE = "data-remote-src"
+_KEPT_IMAGE_ATTRIBUTES = ("alt", "title", "width", "height")
+_ATTACHMENT_PATH = re.compile(r"/tickets/attachments/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# An `<img>` start tag read as a browser reads it (HTML's own whitespace; values quoted either way
+# or not at all), or, when it cannot be read so, everything up to the next `>`, which becomes text.
+# No match crosses a `>` (nh3 writes `&gt;` inside values), so every image a browser would see is
+# visited, even after an `<img` that sat inside another tag's attribute; and each character is
+# looked at a bounded number of times, whatever the input.
+_VALUE = r"""(?>"[^">]*"|'[^'>]*'|(?:[^\t\n\f\r >"'][^\t\n\f\r >]*)?)"""
+_IMAGE_NAME = r"[Ii][Mm](?:[Gg]|[Aa][Gg][Ee])"  # ASCII case only, as in HTML; an HTML parser reads <image> as <img>
+_IMAGE_TAG = re.compile(  # `<` outside the alternation lets the engine skip ahead to it: ten times faster
+    r"<(?:" + _IMAGE_NAME + r"(?=[\t\n\f\r />])"
+    r"(?P<attrs>(?>[\t\n\f\r /]+[^\t\n\f\r />=]+(?>[\t\n\f\r ]*=[\t\n\f\r ]*" + _VALUE + r")?)*)[\t\n\f\r /]*>"
+    r"|(?P<broken>" + _IMAGE_NAME + r"[^>]*>?))"
+)
+_ATTRIBUTE = re.compile(r"([^\t\n\f\r />=]+)(?:[\t\n\f\r ]*=[\t\n\f\r ]*(" + _VALUE + r"))?")
+_URL_NOISE = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL, and C0 controls and spaces around it
+_URL_EDGES = "".join(map(chr, range(33)))
+_NUMERIC_LABEL = re.compile(r"\d+|0x[0-9a-f]*")  # a host ending in one is an IPv4 address to a browser
 CLEAN_CONTENT_TAGS = {"script", "style", "title", "head", "template", "noscript", "xmp", "iframe", "object"}
 MAX_REPLY_PARSE_CHARS = 200_000
 
@@ -67,18 +101,25 @@ _PLAIN_CLEANER = nh3.Cleaner(**_PLAIN_OPTIONS, url_relative="deny")
 _CITE_ATTRIBUTE = re.compile(r"\bcite\s*=")  # not the `type="cite"` of quoted mail
 
 
-def sanitize_html(raw: str, cid_urls: dict[str, str] | None = None) -> str:
+def sanitize_html(raw: str, cid_urls: dict[str, str] | None = None, *, own_hosts: Collection[str] | None = None,
+                  hold_remote_images: bool = True) -> str:
     """Return `raw` reduced to an allow-list of tags, attributes and URL schemes.
 
     Inline images (`cid:` sources) are pointed at Echo's attachment URLs when known; any
-    other `cid:` reference and every relative URL is dropped.
+    other `cid:` reference and every relative URL is dropped. Images are then held or dropped
+    (`hold_images`; `own_hosts` defaults to Echo's); HTML that leaves Echo in an email, where no
+    agent's cookies are at stake, may keep its remote images (`hold_remote_images=False`).
     """
     if not raw:
         return ""
     lowered = raw.lower()  # plain substring tests: a case-insensitive regex costs more than the cleaning
     if "cid:" not in lowered and ("cite" not in lowered or _CITE_ATTRIBUTE.search(lowered) is None):
-        return _PLAIN_CLEANER.clean(raw)
-    return nh3.clean(raw, **_OPTIONS, attribute_filter=_url_filter(cid_urls or {}))
+        clean = _PLAIN_CLEANER.clean(raw)
+    else:
+        clean = nh3.clean(raw, **_OPTIONS, attribute_filter=_url_filter(cid_urls or {}))
+    if not hold_remote_images:
+        return clean
+    return hold_images(clean, echo_hosts() if own_hosts is None else own_hosts)
 
 
 def _url_filter(cid_urls: dict[str, str]) -> Callable[[str, str, str], str | None]:
@@ -99,6 +140,78 @@ def _url_filter(cid_urls: dict[str, str]) -> Callable[[str, str, str], str | Non
         return None
 
     return rewrite
+
+
+def echo_hosts() -> set[str]:
+    """The host names Echo answers on: the console's and portal's, and the one this request came to."""
+    urls = []
+    if has_app_context():
+        settings = current_app.config["ECHO"]
+        urls = [url for url in (settings.console_url, settings.portal_url) if url]
+    if has_request_context():
+        urls.append(f"//{request.host}")
+    hosts = set()
+    for url in urls:
+        try:
+            hosts.add((urlsplit(url).hostname or "").rstrip("."))
+        except ValueError:  # a Host header no browser would send (`[`): nothing to protect there
+            pass
+    return hosts - {""}
+
+
+def hold_images(clean: str, own_hosts: Collection[str]) -> str:
+    """Rewrite every `<img>` in sanitised HTML: Echo's attachments stay, remote images wait, the rest go.
+
+    A remote image keeps its URL in `data-remote-src`, which no browser fetches; only its
+    `alt`, `title`, `width` and `height` come along, whatever else the tag carried. Any other
+    image is replaced by its alt text.
+    """
+    if "<im" not in clean.lower():
+        return clean
+    own = {host.lower() for host in own_hosts}
+
+    def rewrite(match: re.Match[str]) -> str:
+        if match.group("broken"):
+            return "&lt;" + match.group("broken").replace("<", "&lt;")
+        found: dict[str, str] = {}
+        for attribute in _ATTRIBUTE.finditer(match.group("attrs")):
+            value = attribute.group(2) or ""
+            if value[:1] in ("'", '"'):
+                value = value[1:-1]
+            found.setdefault(attribute.group(1).lower(), html.unescape(value))
+        src = found.get("src", found.get(HELD_IMAGE_ATTRIBUTE, "")).strip()
+        if _ATTACHMENT_PATH.fullmatch(src):
+            kept = [("src", src)]
+        elif (remote := _remote_url(src, own)) is not None:
+            kept = [(HELD_IMAGE_ATTRIBUTE, remote)]
+        else:  # an image that may never load is shown as the words it stood for
+            return html.escape(found.get("alt", ""))
+        kept += [(name, found[name]) for name in _KEPT_IMAGE_ATTRIBUTES if name in found]
+        return "<img" + "".join(f' {name}="{html.escape(value)}"' for name, value in kept) + ">"
+
+    return _IMAGE_TAG.sub(rewrite, clean)
+
+
+def _remote_url(url: str, own_hosts: Collection[str]) -> str | None:
+    """`url`, normalised as a browser would read it, when it is http(s) on somebody else's named host.
+
+    Reading the host the way a browser does matters: `\\` is a `/`, `%65` an `e`, `0x7f.1` an
+    address. The console's script checks again with the browser's own parser before loading.
+    """
+    url = _URL_NOISE.sub("", url).strip(_URL_EDGES).replace("\\", "/")
+    if not url.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a malformed port)
+        host = unquote(parts.hostname or "").encode("idna").decode("ascii").lower().rstrip(".")
+    except (ValueError, UnicodeError):
+        return None
+    if (not host or ":" in host or host == "localhost" or host.endswith(".localhost")
+            or _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1])
+            or any(host == own or host.endswith("." + own) for own in own_hosts)):
+        return None
+    return url
 
 
 def html_to_text(raw: str) -> str:

@@ -50,7 +50,7 @@ def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, bo
         raise NoRecipient("This ticket has no customer to write to.")
     if customer.email_bounced:
         raise RecipientBounced(f"Mail to {customer.email} bounced. Clear the bounce before replying.")
-    html = sanitize_html(body_html or "") if body_html else ""
+    html = sanitize_html(body_html or "", hold_remote_images=False) if body_html else ""
     text = (body_text or "").strip() or html_to_text(html)
     if not text.strip():
         raise InvalidPayload("A reply needs some text.", code="empty_body")

@@ -1,4 +1,5 @@
-// Echo console: CSRF for HTMX, passkey ceremonies, keyboard shortcuts. No inline script anywhere (CSP).
+// Echo console: CSRF for HTMX, passkey ceremonies, remote images on request, keyboard shortcuts.
+// No inline script anywhere (CSP).
 (function () {
   "use strict";
   const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -50,6 +51,32 @@
     } finally {
       button.disabled = false;
     }
+  });
+
+  // Remote images in a message wait in data-remote-src until the agent asks (as mail clients do).
+  // The server already dropped Echo's own hosts; this checks again with the browser's own URL
+  // parser, so no image can fetch from the console's host with the agent's cookies.
+  function remoteImageURL(raw) {
+    let url;
+    try { url = new URL(raw); } catch { return null; }
+    if (url.protocol === "http:") url.protocol = "https:";  // the ticket page's CSP allows https images only
+    const host = url.hostname;
+    const own = location.hostname;
+    if (url.protocol !== "https:" || host === own || host.endsWith("." + own) || host === "localhost"
+        || host.endsWith(".localhost") || host.startsWith("[") || /^[0-9.]+$/.test(host)) return null;
+    return url.href;
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-show-images]");
+    if (!button) return;
+    const message = button.closest(".message") || document;
+    for (const image of message.querySelectorAll("img[data-remote-src]")) {
+      const url = remoteImageURL(image.dataset.remoteSrc);
+      image.removeAttribute("data-remote-src");
+      if (url) { image.referrerPolicy = "no-referrer"; image.src = url; }
+    }
+    button.closest(".remote-images").remove();
   });
 
   // Keyboard: j/k move through the inbox, Enter opens, / searches, r replies, n notes, g then i goes to the inbox.

@@ -8,7 +8,7 @@ import boto3
 from sqlalchemy import func, select
 
 from echo.attachments.models import Attachment
-from echo.attachments.service import is_inline_image
+from echo.attachments.service import content_disposition, is_inline_image
 from echo.attachments.storage import storage
 from echo.customers.models import Customer
 from echo.tickets.models import Thread, Ticket
@@ -117,3 +117,29 @@ def test_s3_backend_stores_and_reads_through_boto3(s3_app, s3_server):
     assert storage().get(row.s3_key) == PDF
     storage().delete(row.s3_key)
     assert not storage().exists(row.s3_key)
+
+
+BIDI_SPOOFS = {  # as sent (and as a browser or file manager would show it) → as stored
+    "invoice\u202efdp.exe": "invoicefdp.exe",  # shown as "invoiceexe.pdf"
+    "\u2067report\u2069.pdf\u200f.exe": "report.pdf.exe",
+    "photo\u061c\u200e.jpg\u2066\u2068.scr": "photo.jpg.scr",
+    "doc\u202a\u202b\u202c\u202d.txt.js": "doc.txt.js",
+    "a\u200b\u2060\ufeff\u00ad\U000e0041.js": "a.js",  # zero-width, word joiner, BOM, soft hyphen, tag character
+    "line\u2028sep\u2029\x85.txt": "line_sep__.txt",
+    "\u202e\u200f": "attachment-7",
+    "résumé – 名前 שלום.pdf": "résumé – 名前 שלום.pdf",  # ordinary non-Latin names are left as they are
+}
+
+
+def test_bidi_and_invisible_characters_are_removed_from_stored_names(client, db):
+    post_inbound(client, inbound_payload(attachments=[
+        attachment(name, b"%d" % i, "application/octet-stream") for i, name in enumerate(BIDI_SPOOFS, start=1)
+    ]))
+    assert sorted(a.filename for a in stored(db)) == sorted(BIDI_SPOOFS.values())
+
+
+def test_content_disposition_never_carries_bidi_characters_even_for_names_stored_before():
+    assert content_disposition("attachment", "invoice\u202efdp.exe") == (  # as the old rules stored it
+        "attachment; filename=\"invoicefdp.exe\"; filename*=UTF-8''invoicefdp.exe")
+    assert content_disposition("inline", "résumé\u200f.png") == (
+        "inline; filename=\"r_sum_.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png")
