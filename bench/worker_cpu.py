@@ -108,8 +108,11 @@ class Tree:
         self.out.close()
 
 
-def intake(env: dict, emails: int, encoded: list, auth: str, tmp: Path) -> dict:
-    """POST the webhooks to gunicorn one at a time; CPU of the gunicorn tree over the measured ones."""
+def intake(env: dict, emails: int, encoded: list, auth: str, tmp: Path, *, pace: float = 0.0,
+           measuring=None) -> dict:
+    """POST the webhooks to gunicorn one at a time; CPU of the gunicorn tree over the measured ones.
+
+    `pace`: seconds between measured posts. `measuring`: called as the measured posts begin."""
     port = free_port()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     web = Tree([gunicorn, "echo.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -139,9 +142,13 @@ def intake(env: dict, emails: int, encoded: list, auth: str, tmp: Path) -> dict:
         wait_quiet(web.proc.pid)
         for i in range(1, WARMUP_WEBHOOKS):
             post(i)
+        if measuring is not None:
+            measuring()
         before, started = tree_cpu(web.proc.pid), time.monotonic()
         for i in range(WARMUP_WEBHOOKS, WARMUP_WEBHOOKS + emails):
             post(i)
+            if pace:
+                time.sleep(pace)
         cpu, wall = tree_cpu(web.proc.pid) - before, time.monotonic() - started
     finally:
         web.stop()
@@ -149,28 +156,86 @@ def intake(env: dict, emails: int, encoded: list, auth: str, tmp: Path) -> dict:
             "wall_s": round(wall, 2)}
 
 
+def outbox_counts(db: Database) -> tuple[int, int]:
+    """(sent rows, all rows) of the outbox."""
+    import psycopg
+
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FROM outbox").fetchone()
+
+
+def start_worker(mode: str, env: dict, rconn, tmp: Path) -> Tree:
+    """Start a worker and wait until it has loaded; the clock's periodic jobs are kept out (its sweeper
+    would re-enqueue every due row)."""
+    for name in ("echo.mail.tasks.sweep_outbox", "echo.tickets.tasks.auto_close", "echo.privacy.tasks.retention"):
+        rconn.set(f"echo:clock:{name}", "1", ex=3600)
+    cmd = [sys.executable, "-c", FORKING_WORKER] if mode == "fork" else [sys.executable, "-m", "echo.cli", "worker"]
+    worker = Tree(cmd, env, tmp / f"worker-{mode}.log")
+    time.sleep(1.0)
+    wait_quiet(worker.proc.pid)
+    if worker.proc.poll() is not None:
+        worker.stop()
+        raise RuntimeError(f"{mode} worker exited with {worker.proc.returncode}; see {tmp}/worker-{mode}.log")
+    return worker
+
+
+def exactly_once(db: Database, fake) -> dict:
+    """Every `sent` row matches one Postmark request, and no outbox id was sent twice."""
+    sent_rows, _ = outbox_counts(db)
+    outbox_ids = [r.get("Metadata", {}).get("echo_outbox_id") for r in list(fake.requests)]
+    duplicates = len(outbox_ids) - len(set(outbox_ids))
+    return {"postmark_requests": len(outbox_ids), "sent_rows": sent_rows, "duplicates": duplicates,
+            "exactly_once": duplicates == 0 and len(outbox_ids) == sent_rows}
+
+
+def live(env: dict, db: Database, rconn, fake, emails: int, encoded: list, auth: str, tmp: Path,
+         pace: float) -> tuple[dict, dict]:
+    """The worker runs while mail arrives (`pace` seconds apart), so each email's job usually finds it
+    alone: CPU of the worker tree from the first measured webhook until all their emails are sent."""
+    worker = start_worker("live", env, rconn, tmp)
+    try:
+        start: dict = {}
+
+        def measuring() -> None:
+            deadline = time.monotonic() + 30
+            while outbox_counts(db)[0] < outbox_counts(db)[1] and time.monotonic() < deadline:
+                time.sleep(0.05)  # the warm-up's emails are out
+            start.update(cpu=tree_cpu(worker.proc.pid), sent=outbox_counts(db)[0], at=time.monotonic())
+
+        web = intake(env, emails, encoded, auth, tmp, pace=pace, measuring=measuring)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sent, total = outbox_counts(db)
+            if sent >= total:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"live worker delivered {sent} of {total} in time; see {tmp}/worker-live.log")
+        cpu, wall = tree_cpu(worker.proc.pid) - start["cpu"], time.monotonic() - start["at"]
+    finally:
+        worker.stop()
+    delivered = sent - start["sent"]
+    work = {"mode": "live", "emails": delivered, "cpu_s": round(cpu, 3),
+            "cpu_ms_per_email": round(1000 * cpu / delivered, 2), "wall_s": round(wall, 2), **exactly_once(db, fake)}
+    return web, work
+
+
 def deliver(mode: str, env: dict, db: Database, rconn, fake, limit: int | None, tmp: Path) -> dict:
     """Start a worker (held back by rq's suspension until it is loaded), then time its deliveries."""
-    import psycopg
     from rq.suspension import resume, suspend
 
     def counts() -> tuple[int, int]:
-        with psycopg.connect(db.dsn, autocommit=True) as conn:
-            return conn.execute("SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FROM outbox").fetchone()
+        return outbox_counts(db)
 
     _, total = counts()
     goal = total if limit is None else min(total, WARMUP_DELIVERIES + limit)
-    # Keep the clock's periodic jobs out of the window: its sweeper would re-enqueue every due row.
-    for name in ("echo.mail.tasks.sweep_outbox", "echo.tickets.tasks.auto_close", "echo.privacy.tasks.retention"):
-        rconn.set(f"echo:clock:{name}", "1", ex=3600)
     suspend(rconn)
-    cmd = [sys.executable, "-m", "echo.cli", "worker"] if mode == "warm" else [sys.executable, "-c", FORKING_WORKER]
-    worker = Tree(cmd, env, tmp / f"worker-{mode}.log")
     try:
-        time.sleep(1.0)
-        wait_quiet(worker.proc.pid)
-        if worker.proc.poll() is not None:
-            raise RuntimeError(f"{mode} worker exited with {worker.proc.returncode}; see {tmp}/worker-{mode}.log")
+        worker = start_worker(mode, env, rconn, tmp)
+    except BaseException:
+        resume(rconn)
+        raise
+    try:
         resume(rconn)
         deadline = time.monotonic() + 60 + goal * (1.0 if mode == "fork" else 0.1)
         start = None
@@ -189,13 +254,9 @@ def deliver(mode: str, env: dict, db: Database, rconn, fake, limit: int | None, 
         resume(rconn)
     delivered = end[1] - start[1]
     cpu = end[0] - start[0]
-    sent_rows, _ = counts()  # after the worker stopped: the job it was finishing is in
-    outbox_ids = [r.get("Metadata", {}).get("echo_outbox_id") for r in list(fake.requests)]
-    duplicates = len(outbox_ids) - len(set(outbox_ids))
     return {"mode": mode, "emails": delivered, "cpu_s": round(cpu, 3),
             "cpu_ms_per_email": round(1000 * cpu / delivered, 2), "wall_s": round(end[2] - start[2], 2),
-            "postmark_requests": len(outbox_ids), "sent_rows": sent_rows, "duplicates": duplicates,
-            "exactly_once": duplicates == 0 and len(outbox_ids) == sent_rows}
+            **exactly_once(db, fake)}  # after the worker stopped: the job it was finishing is in
 
 
 def main() -> int:
@@ -204,7 +265,11 @@ def main() -> int:
     parser.add_argument("--fork-emails", type=int, default=60,
                         help="measured deliveries of the forking worker (slow: 0.1-0.2 s each; default 60)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the modes alternate within each (default 2)")
-    parser.add_argument("--modes", default="warm,fork", help="warm (echo-desk worker) and/or fork (the old worker)")
+    parser.add_argument("--modes", default="warm,fork",
+                        help="warm (echo-desk worker, after the intake), live (echo-desk worker during a paced "
+                             "intake) and/or fork (the old worker, after the intake)")
+    parser.add_argument("--pace", type=float, default=0.03,
+                        help="live mode: seconds between measured webhooks, so the worker keeps up (default 0.03)")
     parser.add_argument("--echo-src", type=Path, default=ROOT, metavar="DIR",
                         help="run Echo from this source tree, e.g. a `git archive HEAD` export while the working "
                              "tree is mid-edit (default: this checkout)")
@@ -215,8 +280,8 @@ def main() -> int:
         parser.error(f"--echo-src {src} holds no echo/ package")
     sys.path.insert(1, str(src))  # echo (migrations) and tests.fakes.postmark from the tree under test
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or set(modes) - {"warm", "fork"}:
-        parser.error("--modes takes warm and/or fork")
+    if not modes or set(modes) - {"warm", "live", "fork"}:
+        parser.error("--modes takes warm, live and/or fork")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     import logging
@@ -258,8 +323,11 @@ def main() -> int:
                 reset(db)
                 rconn.flushdb()
                 fake.reset()
-                web = intake(env, args.emails, encoded, auth, tmp)
-                work = deliver(mode, env, db, rconn, fake, args.fork_emails if mode == "fork" else None, tmp)
+                if mode == "live":
+                    web, work = live(env, db, rconn, fake, args.emails, encoded, auth, tmp, args.pace)
+                else:
+                    web = intake(env, args.emails, encoded, auth, tmp)
+                    work = deliver(mode, env, db, rconn, fake, args.fork_emails if mode == "fork" else None, tmp)
                 row = {"round": round_no, "mode": mode, "intake": web, "worker": work,
                        "ratio": round(work["cpu_ms_per_email"] / web["cpu_ms_per_email"], 2)}
                 rows.append(row)
@@ -271,6 +339,7 @@ def main() -> int:
     finally:
         fake.stop()
         db.drop()
+        rconn.flushdb()  # the clock's slots and the jobs' keys would outlive the run by an hour
     report(rows, args)
     return 0
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -58,6 +59,22 @@ def _send_pending_jobs(session: Session) -> None:
     except Exception:  # Redis down: the rows are committed; the outbox sweeper re-sends them.
         log.exception("could not enqueue %s", ", ".join(
             f"{getattr(func, '__name__', func)} on {queue_name}" for queue_name, func, _a, _o in pending))
+
+
+def cancel_queued_jobs(queue_name: str, job_ids: list[str]) -> None:
+    """Drop queued jobs that have nothing left to do, in one round trip.
+
+    Each id is taken off the queue (the jobs a delivery batch made redundant are near its front,
+    where LREM finds them at once) and its job deleted; rq skips an id whose job is gone. A job
+    that a worker has already taken just runs, as it would have anyway."""
+    if not job_ids:
+        return
+    key = queue(queue_name).key
+    with redis_connection().pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.lrem(key, 1, job_id)
+            pipe.delete(Job.key_for(job_id))
+        pipe.execute()
 
 
 @event.listens_for(Session, "after_rollback")
