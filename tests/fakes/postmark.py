@@ -97,3 +97,28 @@ class FakePostmark:
 
 def _json(body: dict, status: int) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def kill_worker_after_first_send(postmark: FakePostmark, env: dict[str, str]) -> None:
+    """Run a real `echo-desk worker --burst` and SIGKILL it once Postmark has accepted one email but
+    before the worker hears the answer: the crash window exactly-once delivery must survive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    postmark.delay_after_accept = 30  # Postmark has the message; the worker waits for the answer
+    worker = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker", "--burst"], env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not postmark.sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(postmark.sent) == 1
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        postmark.delay_after_accept = 0

@@ -1,10 +1,5 @@
 """Delivery guarantees: transient failures retry, permanent ones stop, and nothing is sent twice."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 
 import time_machine
@@ -14,6 +9,7 @@ from echo.customers.models import Customer
 from echo.db import utcnow
 from echo.mail.models import OutboxMessage
 from echo.mail.tasks import sweep_outbox
+from tests.fakes.postmark import kill_worker_after_first_send
 from tests.mailbuilder import inbound_payload, post_inbound
 
 
@@ -106,21 +102,7 @@ def test_worker_killed_after_postmark_accepted_does_not_send_twice(client, db, p
                                                                    run_jobs, call_task):
     _, headers = agent_token()
     outbox = reply_outbox(client, db, headers)
-    postmark.delay_after_accept = 30  # Postmark has the message; the worker waits for the answer
-    env = {**os.environ, **base_env}
-    worker = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker", "--burst"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not postmark.sent and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(postmark.sent) == 1
-        worker.send_signal(signal.SIGKILL)  # dies in the window: sent, but not recorded
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    postmark.delay_after_accept = 0
+    kill_worker_after_first_send(postmark, base_env)  # dies in the window: sent, but not recorded
     crashed = outbox_state(db, outbox.id)
     assert crashed.state == "sending" and crashed.postmark_message_id is None
 

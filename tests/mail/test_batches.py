@@ -1,10 +1,5 @@
 """The first delivery job of a backlog sends every due email and cancels the others' jobs, each email still once."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 
 import time_machine
@@ -16,6 +11,7 @@ from sqlalchemy import select
 from echo.db import utcnow
 from echo.mail import emails, tasks
 from echo.mail.models import OutboxMessage
+from tests.fakes.postmark import kill_worker_after_first_send
 from tests.mailbuilder import inbound_payload, post_inbound
 
 
@@ -95,20 +91,7 @@ def test_an_email_that_cannot_be_built_stays_queued_and_the_others_go(client, db
 
 def test_a_worker_killed_mid_batch_sends_each_email_once(client, db, postmark, base_env, run_jobs, call_task):
     new_tickets(client, 3)
-    postmark.delay_after_accept = 30  # Postmark has the first email; the worker waits for the answer
-    worker = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker", "--burst"], env={**os.environ, **base_env},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not postmark.sent and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(postmark.sent) == 1
-        worker.send_signal(signal.SIGKILL)  # one sent but not recorded, two claimed but never sent
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    postmark.delay_after_accept = 0
+    kill_worker_after_first_send(postmark, base_env)  # one sent but not recorded, two claimed but never sent
     assert [row.state for row in outbox(db)] == ["sending"] * 3
 
     with time_machine.travel(utcnow() + timedelta(minutes=5), tick=False):
