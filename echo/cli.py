@@ -338,14 +338,15 @@ def inbound(eml) -> None:
     """Replay a real RFC 822 message (.eml) through the inbound email path."""
     from echo.errors import EchoError
     from echo.extensions import db
-    from echo.http import without_nul
+    from echo.http import storable
     from echo.inbound.eml import message_to_postmark
     from echo.inbound.schemas import parse_inbound
     from echo.inbound.service import ingest_email
 
     settings = current_app.config["ECHO"]
     try:
-        message = parse_inbound(without_nul(message_to_postmark(eml.read(), settings.support_address)))
+        raw = eml.read()
+        message = parse_inbound(storable(message_to_postmark(raw, settings.support_address)), raw=raw)
         result = ingest_email(message)
         db.session.commit()
     except EchoError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 
 from flask import current_app, request
 
@@ -22,32 +23,46 @@ def require_webhook_auth() -> None:
         raise Unauthorized("Missing or wrong webhook credentials.", challenge='Basic realm="echo-webhooks"')
 
 
-def json_body(*, replace_nul: bool = False) -> object:
+# JSON escapes that can decode to what PostgreSQL text cannot hold: NUL, and UTF-16 surrogates
+# (a valid pair decodes to one character; a lone one stays a surrogate, which UTF-8 cannot encode).
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def json_body(*, replace_unstorable: bool = False) -> object:
     """The request's JSON body, or a clear 4xx when it is not JSON.
 
-    PostgreSQL text cannot hold NUL characters (JSON carries them as \\u0000): they are a 422,
-    or, with `replace_nul` (mail, which must never be refused for it), replaced by U+FFFD."""
+    PostgreSQL text cannot hold NUL characters or lone surrogates (JSON carries them as \\u0000
+    and \\ud800): they are a 422, or, with `replace_unstorable` (mail, which must never be refused
+    for its content), replaced by U+FFFD."""
     if not request.is_json:
         raise InvalidPayload("Send the payload as application/json.", code="unsupported_media_type", status=415)
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nesting no JSON of Echo's has; answered before anything walks it
+        raise InvalidPayload("The body nests too deeply.", code="invalid_json", status=400) from None
     if data is None:
         raise InvalidPayload("The body is not valid JSON.", code="invalid_json", status=400)
-    if b"\\u0000" in request.get_data():
-        if not replace_nul:
-            raise InvalidPayload("The body contains a NUL character, which cannot be stored.",
-                                 code="invalid_characters", status=422)
-        data = without_nul(data)
+    if _UNSTORABLE_ESCAPE.search(request.get_data()):
+        try:
+            cleaned = storable(data)
+        except RecursionError:
+            raise InvalidPayload("The body nests too deeply.", code="invalid_json", status=400) from None
+        if cleaned != data and not replace_unstorable:
+            raise InvalidPayload("The body contains a NUL character or an unpaired surrogate, which cannot be "
+                                 "stored.", code="invalid_characters", status=422)
+        data = cleaned
     return data
 
 
-def without_nul(value):
-    """`value` with every NUL character in its strings (keys included) replaced by U+FFFD."""
+def storable(value):
+    """`value` with every NUL character and lone surrogate in its strings (keys included) replaced by U+FFFD."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, list):
-        return [without_nul(item) for item in value]
+        return [storable(item) for item in value]
     if isinstance(value, dict):
-        return {without_nul(key): without_nul(item) for key, item in value.items()}
+        return {storable(key): storable(item) for key, item in value.items()}
     return value
 
 

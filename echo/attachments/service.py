@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from echo.attachments.models import Attachment
 from echo.attachments.storage import new_key, storage
-from echo.errors import InvalidPayload, PayloadTooLarge
 from echo.extensions import db
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,8 @@ _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e]")
 _INVISIBLE = {"Cf": "", "Cc": "_", "Cs": "_", "Zl": "_", "Zp": "_"}  # Unicode category → replacement
 _NEW_KEYS = "echo_new_storage_keys"
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]+")
+MAX_CONTENT_ID = 255
 
 
 @dataclass
@@ -40,29 +41,46 @@ class IncomingFile:
     content_id: str | None
 
 
-def decode_files(items, max_bytes: int) -> list[IncomingFile]:
-    """Decode base64 attachments, enforcing the size limit before anything is stored."""
-    files = []
+def decode_files(items, max_bytes: int) -> tuple[list[IncomingFile], list[str]]:
+    """Decode the base64 attachments of an email, and say in a sentence each what could not be kept.
+
+    Mail is never refused for an attachment: one over the size limit is left out (its size is
+    checked before anything is decoded), base64 with stray characters or missing padding is
+    read as mail clients read it, and what is no base64 at all is kept undecoded.
+    """
+    files, problems = [], []
+    limit = f"{max_bytes / (1024 * 1024):g} MB"
     for index, item in enumerate(items, start=1):
+        name = clean_filename(item.Name, index)
         if len(item.Content) > (max_bytes * 4) // 3 + 8:
-            raise PayloadTooLarge(
-                f"Attachment {index} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
-            )
-        try:
-            data = base64.b64decode(item.Content, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidPayload(f"Attachment {index} is not valid base64.", code="invalid_attachment") from None
+            problems.append(f"The attachment {name!r} is larger than the {limit} limit and was not kept.")
+            continue
+        data = _lenient_base64(item.Content)
+        if data is None:  # kept as it came, for whoever can make sense of it
+            kept = clean_filename(f"{name}.undecoded", index)
+            problems.append(f"The attachment {name!r} was not valid base64; what came is kept as {kept!r}.")
+            files.append(IncomingFile(kept, "application/octet-stream", item.Content.encode("utf-8", "replace"), None))
+            continue
         if len(data) > max_bytes:
-            raise PayloadTooLarge(
-                f"Attachment {index} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
-            )
+            problems.append(f"The attachment {name!r} is larger than the {limit} limit and was not kept.")
+            continue
         files.append(IncomingFile(
-            filename=clean_filename(item.Name, index),
-            content_type=checked_content_type(item.ContentType, data),
-            data=data,
+            filename=name, content_type=checked_content_type(item.ContentType, data), data=data,
             content_id=item.ContentID.strip().strip("<>").lower() or None,
         ))
-    return files
+    return files, problems
+
+
+def _lenient_base64(content: str) -> bytes | None:
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    cleaned = _NOT_BASE64.sub("", content)  # line breaks, spaces, stray characters
+    try:
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError):  # a lone character past a multiple of four
+        return None
 
 
 def clean_filename(name: str, index: int) -> str:
@@ -121,7 +139,7 @@ def store_file(thread_id: uuid.UUID, file: IncomingFile, *, add: bool = True) ->
     db.session.info.setdefault(_NEW_KEYS, []).append(key)
     attachment = Attachment(
         id=uuid.uuid4(), thread_id=thread_id, filename=file.filename, content_type=file.content_type,
-        size_bytes=len(file.data), s3_key=key, content_id=file.content_id,
+        size_bytes=len(file.data), s3_key=key, content_id=file.content_id[:MAX_CONTENT_ID] if file.content_id else None,
         sha256=hashlib.sha256(file.data).hexdigest(),
     )
     if add:

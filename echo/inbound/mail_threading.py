@@ -48,11 +48,12 @@ def ids_in_header(value: str | None) -> list[str]:
 
 def candidate_ids(in_reply_to: str | None, references: str | None) -> list[str]:
     """Ids to try, most specific first: In-Reply-To, then References from newest to oldest."""
-    ordered: list[str] = []
-    for message_id in ids_in_header(in_reply_to) + list(reversed(ids_in_header(references))):
-        if message_id not in ordered:
-            ordered.append(message_id)
-    return ordered[:MAX_REFERENCES]
+    ordered: dict[str, None] = {}  # a set that keeps order: membership is O(1) whatever the header's length
+    for message_id in ids_in_header(in_reply_to) + ids_in_header(references)[::-1]:
+        ordered.setdefault(message_id)
+        if len(ordered) == MAX_REFERENCES:
+            break
+    return list(ordered)
 
 
 @dataclass(frozen=True)

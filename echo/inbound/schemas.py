@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import email.utils
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from echo.errors import InvalidPayload
+from echo.inbound import limits
 from echo.validation import validate
 
 Text = str | None
@@ -26,42 +27,60 @@ class _Model(BaseModel):
         return data
 
 
+# The bounds below are those `limits.fit_payload` cuts every field to before validation: the
+# content of a message never fails them (mail is never refused for its size); only values of the
+# wrong type, or a payload that is not Postmark's at all, do.
 class Address(_Model):
     Email: str = Field(default="", max_length=320)
-    Name: str = Field(default="", max_length=500)
+    Name: str = Field(default="", max_length=limits.MAX_NAME)
     MailboxHash: str = Field(default="", max_length=200)
 
 
 class Header(_Model):
-    Name: str = Field(max_length=200)
-    Value: str = Field(default="", max_length=100_000)
+    Name: str = Field(max_length=limits.MAX_HEADER_NAME)
+    Value: str = Field(default="", max_length=limits.MAX_HEADER_VALUE)
 
 
 class Attachment(_Model):
-    Name: str = Field(default="", max_length=1000)
+    Name: str = ""
     Content: str = ""
-    ContentType: str = Field(default="application/octet-stream", max_length=255)
-    ContentLength: int = Field(default=0, ge=0)
-    ContentID: str = Field(default="", max_length=1000)
+    ContentType: str = "application/octet-stream"
+    ContentLength: int = 0
+    ContentID: str = ""
 
 
 class InboundEmail(_Model):
     From: str = Field(default="", max_length=1000)
-    FromName: str = Field(default="", max_length=500)
+    FromName: str = Field(default="", max_length=limits.MAX_NAME)
     FromFull: Address | None = None
-    To: str = Field(default="", max_length=100_000)
-    ToFull: list[Address] = Field(default_factory=list, max_length=1000)
-    Cc: str = Field(default="", max_length=100_000)
-    CcFull: list[Address] = Field(default_factory=list, max_length=1000)
-    Subject: str = Field(default="", max_length=10_000)
-    MessageID: str = Field(min_length=1, max_length=100)
+    To: str = Field(default="", max_length=limits.MAX_ADDRESS_LIST)
+    ToFull: list[Address] = Field(default_factory=list, max_length=limits.MAX_RECIPIENTS)
+    Cc: str = Field(default="", max_length=limits.MAX_ADDRESS_LIST)
+    CcFull: list[Address] = Field(default_factory=list, max_length=limits.MAX_RECIPIENTS)
+    Subject: str = Field(default="", max_length=10 * limits.MAX_SUBJECT)
+    MessageID: str = Field(min_length=1, max_length=100)  # Postmark's own id, never the sender's
     Date: str = Field(default="", max_length=200)
-    TextBody: str = ""
-    HtmlBody: str = ""
-    StrippedTextReply: str = ""
+    TextBody: str = Field(default="", max_length=limits.MAX_BODY_CHARS)
+    HtmlBody: str = Field(default="", max_length=limits.MAX_HTML_CHARS)
+    StrippedTextReply: str = Field(default="", max_length=limits.MAX_BODY_CHARS)
     MailboxHash: str = Field(default="", max_length=200)
-    Headers: list[Header] = Field(default_factory=list, max_length=2000)
-    Attachments: list[Attachment] = Field(default_factory=list, max_length=500)
+    Headers: list[Header] = Field(default_factory=list, max_length=limits.MAX_HEADERS)
+    Attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
+    # What fitting the payload to Echo's bounds cut (sentences for the agent), and the message
+    # as it came: the payload before it was cut, or the raw .eml it was read from.
+    _notices: list[str] = PrivateAttr(default_factory=list)
+    _source: dict | None = PrivateAttr(default=None)
+    _raw: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def notices(self) -> list[str]:
+        return self._notices
+
+    def original(self) -> bytes:
+        """The whole message as Echo received it: the raw .eml when it came as one, else rebuilt from the payload."""
+        if self._raw is not None:
+            return self._raw
+        return limits.original_eml(self._source if self._source is not None else self.model_dump())
 
     def header_map(self) -> dict[str, str]:
         """Headers by lower-cased name; the first occurrence wins (the one nearest the sender's client)."""
@@ -87,9 +106,17 @@ def normalize_email(address: str) -> str:
     return f"{local}@{domain}".lower()
 
 
-def parse_inbound(data: object) -> InboundEmail:
-    """Validate a decoded JSON body as a Postmark inbound payload or raise InvalidPayload."""
-    message = validate(InboundEmail, data, "The payload does not match Postmark's inbound format.")
+def parse_inbound(data: object, raw: bytes | None = None) -> InboundEmail:
+    """Validate a decoded JSON body as a Postmark inbound payload or raise InvalidPayload.
+
+    Every field is first cut to Echo's bounds (`limits.fit_payload`); `raw` is the message's
+    .eml when it was read from one, kept as its original if anything has to be cut.
+    """
+    fitted = limits.fit_payload(data) if isinstance(data, dict) else None
+    message = validate(InboundEmail, fitted.data if fitted else data,
+                       "The payload does not match Postmark's inbound format.")
+    if fitted is not None:
+        message._notices, message._source, message._raw = fitted.notices, data, raw
     if not message.sender()[0]:
         raise InvalidPayload("The message has no sender address.", code="missing_sender")
     return message

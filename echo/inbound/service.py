@@ -10,12 +10,11 @@ from flask import current_app
 from echo.attachments import service as attachments
 from echo.customers import service as customers
 from echo.extensions import db
-from echo.inbound import guards, mail_threading, sanitize, store
+from echo.inbound import guards, limits, mail_threading, sanitize, store
 from echo.inbound.schemas import InboundEmail
 from echo.tickets import service as tickets
 
-MAX_SUBJECT = 1000
-MAX_HEADER = 20_000
+MAX_HEADER = limits.MAX_HEADER_VALUE
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,9 @@ def find_duplicate(message: InboundEmail) -> IngestResult | None:
 def ingest_email(message: InboundEmail) -> IngestResult:
     """File an inbound message: thread it, store it safely, apply status effects, acknowledge it.
 
-    Writes through the caller's transaction and never commits; the caller commits once.
-    Raises InvalidPayload or PayloadTooLarge before writing anything it cannot accept.
+    Writes through the caller's transaction and never commits; the caller commits once. Nothing
+    in the message's content is refused: what does not fit Echo's bounds is cut or left out, said
+    so in the message's notices, and the whole original is kept as an attachment beside it.
     """
     settings = current_app.config["ECHO"]
     conn = db.session.connection()
@@ -54,7 +54,8 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     earlier = known.get(rfc_id) if rfc_id else None
     if earlier and earlier.origin == "inbound" and earlier.sender_email == sender_email:
         return IngestResult(earlier.ticket.id, earlier.ticket.number, None, "duplicate")
-    files = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
+    files, notices = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
+    notices = message.notices + notices
 
     # Who sent it decides how far the mail is believed: weak threading evidence and a new display
     # name need an authenticated sender; a proven forgery is held for an agent unless strong
@@ -65,7 +66,16 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     automated = guards.is_automated(headers, sender_email, settings.support_address)
     score = guards.spam_score(headers)
     spam = score is not None and score > settings.spam_threshold
-    subject = " ".join(message.Subject.split())[:MAX_SUBJECT]
+    subject = " ".join(message.Subject.split())
+    if len(subject) > limits.MAX_SUBJECT:
+        notices.append(f"The subject was {len(subject):,} characters long; the first {limits.MAX_SUBJECT:,} are shown.")
+        subject = subject[:limits.MAX_SUBJECT]
+    html, too_deep = limits.bound_html(message.HtmlBody)
+    if too_deep:
+        notices.append(f"The HTML nested more than {limits.MAX_HTML_DEPTH} elements deep; the deeper tags were "
+                       "removed and their text kept.")
+    if notices:
+        files.append(_original(message, settings.max_attachment_bytes, notices))
 
     match = mail_threading.find_ticket(
         conn, customer_id=customer.id, candidates=candidates, known=known, mailbox_hash=message.MailboxHash,
@@ -91,7 +101,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
         stored_files.append(attachment)
         if file.content_id:
             cid_urls[file.content_id] = attachments.URL_PATH.format(id=attachment.id)
-    body_html = sanitize.sanitize_html(message.HtmlBody, cid_urls)
+    body_html = sanitize.sanitize_html(html, cid_urls)
     body_text = message.TextBody or sanitize.html_to_text(body_html)
     recorded = tickets.record_customer_message(
         ticket, customer,
@@ -104,8 +114,9 @@ def ingest_email(message: InboundEmail) -> IngestResult:
                            if match or candidates else body_text.strip()),
             rfc_message_id=rfc_id, postmark_message_id=message.MessageID,
             in_reply_to=(headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
-            references=(headers.get("references") or "")[:MAX_HEADER] or None,
+            references=(headers.get("references") or "")[-MAX_HEADER:] or None,
             is_auto_reply=automated, spam_score=score, spam=spam, authentication=authentication,
+            notices=notices or None,
         ),
         opened=created, audit_action="tickets.inbound", register_message_id=earlier is None,
         audit_payload={
@@ -113,6 +124,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
             "previous_ticket_id": str(previous.id) if previous else None, "auto_reply": automated,
             "authentication": authentication,
             "quarantined": ticket.quarantined or (spam and not created), "attachments": len(files),
+            **({"notices": len(notices)} if notices else {}),
         },
     )
     db.session.add_all(stored_files)
@@ -121,3 +133,14 @@ def ingest_email(message: InboundEmail) -> IngestResult:
         matched_via=match.via if match else None, quarantined=ticket.quarantined or recorded.quarantined,
         auto_reply=automated, acknowledged=recorded.acknowledged,
     )
+
+
+def _original(message: InboundEmail, max_bytes: int, notices: list[str]) -> attachments.IncomingFile:
+    """The whole message as it came, as an attachment (its first `max_bytes` if even it is too large)."""
+    data = message.original()
+    if len(data) > max_bytes:
+        notices.append(f"The original message is {len(data):,} bytes; its first {max_bytes:,} are kept.")
+        data = data[:max_bytes]
+    else:
+        notices.append(f"The whole message as it arrived is attached as {limits.ORIGINAL_FILENAME}.")
+    return attachments.IncomingFile(limits.ORIGINAL_FILENAME, limits.ORIGINAL_CONTENT_TYPE, data, None)

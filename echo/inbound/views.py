@@ -20,7 +20,7 @@ bp = Blueprint("inbound", __name__, url_prefix="/tickets")
 @limiter.exempt  # Postmark is the only (authenticated) caller; a limit would only make it retry
 def inbound():
     require_webhook_auth()
-    message = parse_inbound(json_body(replace_nul=True))
+    message = parse_inbound(json_body(replace_unstorable=True))
     try:
         result = ingest_email(message)
         db.session.commit()

@@ -79,7 +79,8 @@ def erase_customer(email: str, *, actor: Actor, today: date | None = None) -> Re
     receipt.threads = affected_rows(db.session.execute(
         update(Thread).where(Thread.id.in_(thread_ids))
         .values(body_text=marker, body_html="", stripped_text=marker, subject=None, sender_email=None,
-                sender_name=None, in_reply_to=None, references=None, rfc_message_id=None, erased_at=utcnow())
+                sender_name=None, in_reply_to=None, references=None, rfc_message_id=None, notices=None,
+                erased_at=utcnow())
         .execution_options(synchronize_session=False)
     ))
     files = db.session.scalars(

@@ -133,6 +133,9 @@ class Thread(Model):
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
     spam_score: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
     quarantined: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    # What the intake had to cut or leave out of the message, as sentences for the agent (the
+    # original then sits among its attachments); null when it was kept whole.
+    notices: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     created_at: Mapped[datetime] = created_at()
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The new text of each message (quotes stripped), capped so one huge mail cannot fill its ticket's

@@ -146,6 +146,7 @@ class CustomerMessage:
     # The sender's authentication (inbound.guards: "pass", "fail", "none", "unchecked"). A portal
     # message comes from a signed-in customer.
     authentication: str = "pass"
+    notices: list[str] | None = None  # what the intake cut or left out (the original is attached)
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 

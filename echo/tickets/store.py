@@ -80,7 +80,7 @@ def insert_ticket(conn: Connection, **values: Any) -> str:
 THREAD_COLUMNS = (
     "id", "ticket_id", "direction", "source", "customer_id", "sender_email", "sender_name", "subject", "body_html",
     "body_text", "stripped_text", "rfc_message_id", "postmark_message_id", "in_reply_to", "references",
-    "is_auto_reply", "spam_score", "quarantined",
+    "is_auto_reply", "spam_score", "quarantined", "notices",
 )
 
 

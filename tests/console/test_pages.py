@@ -148,3 +148,13 @@ def test_attachments_download_safely(signed_in, db):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "sandbox" in response.headers["Content-Security-Policy"]
     assert client.get(f"/tickets/attachments/{uuid.uuid4()}").status_code == 404
+
+
+def test_the_agent_sees_what_the_intake_cut_from_a_message(signed_in, db):
+    from echo.inbound import limits
+
+    client, _, _ = signed_in()
+    post_inbound(client, inbound_payload(text="", html="<div>" * 5_000 + "deep words" + "</div>" * 5_000))
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    assert 'class="notices"' in page and "nested more than 100 elements deep" in page
+    assert limits.ORIGINAL_FILENAME in page and "deep words" in page
