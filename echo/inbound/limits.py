@@ -11,7 +11,7 @@ attachment beside it.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 MAX_BODY_CHARS = 1_000_000  # the text and Postmark's stripped reply
@@ -153,90 +153,92 @@ _BUTTON_SCOPE = frozenset(("applet", "caption", "html", "table", "td", "th", "ma
                            "title"))
 
 
-class _Tree:
-    """The open elements as the tree builder would have them, to within a constant factor."""
-
-    def __init__(self) -> None:
-        self.stack: list[str] = []
-        self.positions: defaultdict[str, list[int]] = defaultdict(list)
-        self.active: list[str] = []  # formatting elements open or waiting to be reopened
-        self.markers: list[int] = []  # len(active) when each open table cell (or other marker) began
-        self.scopes: list[int] = []  # where the elements that bound button scope sit in the stack
-        self.foreign = 0  # open <svg> and <math> elements
-
-    def depth(self) -> int:
-        return len(self.stack) + len(self.active)
-
-    def open(self, name: str) -> None:
-        if name in _FORMATTING:
-            self.active.append(name)
-            return
-        if name in _CLOSES_P:
-            p = self.positions["p"]
-            if p and (not self.scopes or self.scopes[-1] < p[-1]):  # a <p> open in button scope
-                self._pop_to(p[-1])
-        if name == "li" and self.stack and self.stack[-1] == "li":
-            self._pop_to(len(self.stack) - 1)
-        if name in _BUTTON_SCOPE:
-            self.scopes.append(len(self.stack))
-        if name in _MARKERS:
-            self.markers.append(len(self.active))
-        self.foreign += name in _FOREIGN
-        self.positions[name].append(len(self.stack))
-        self.stack.append(name)
-
-    def close(self, name: str) -> None:
-        if name in _FORMATTING:
-            floor = self.markers[-1] if self.markers else 0
-            for index in range(len(self.active) - 1, floor - 1, -1):  # at most max_depth steps
-                if self.active[index] == name:
-                    del self.active[index]
-                    break
-        elif self.positions[name]:
-            self._pop_to(self.positions[name][-1])
-
-    def _pop_to(self, index: int) -> None:
-        while len(self.stack) > index:
-            name = self.stack.pop()
-            self.positions[name].pop()
-            if name in _BUTTON_SCOPE:
-                self.scopes.pop()
-            if name in _MARKERS:  # a cell that ends takes its formatting with it
-                del self.active[self.markers.pop():]
-            self.foreign -= name in _FOREIGN
+_SCOPE, _MARKER, _FOREIGN_ROOT = 1, 2, 4
+_POPPED_KIND = {**{n: _SCOPE for n in _BUTTON_SCOPE}, **{n: _FOREIGN_ROOT for n in _FOREIGN}}
+for _name in _MARKERS:
+    _POPPED_KIND[_name] = _POPPED_KIND.get(_name, 0) | _MARKER
 
 
 def bound_html(raw: str, max_depth: int = MAX_HTML_DEPTH) -> tuple[str, bool]:
     """`raw` without the tags that would nest elements deeper than `max_depth`, and whether any were dropped.
 
-    Linear in the length of `raw`; HTML with fewer tags than `max_depth` is returned untouched
-    without being read.
+    Linear in the length of `raw` (one pass over its tags, each pushed and popped at most once);
+    HTML with fewer tags than `max_depth` is returned untouched without being read. Written as
+    one loop over plain locals: it reads every tag of every HTML mail that has many.
     """
     if raw.count("<") <= max_depth:
         return raw, False
     lowered = raw.lower()
-    tree = _Tree()
-    dropped: Counter[str] = Counter()
+    stack: list[str] = []  # the open elements (formatting elements apart)
+    open_count: Counter[str] = Counter()  # of each name in `stack`
+    p_at: list[int] = []  # where each open <p> sits in `stack`
+    scopes: list[int] = []  # where each element that bounds button scope sits
+    active: list[str] = []  # formatting elements open, or waiting to be reopened after a block ends
+    markers: list[int] = []  # len(active) when each open table cell (or other marker) began
+    foreign = 0  # open <svg> and <math> elements: inside them, <style> and <title> are markup
+    dropped: Counter[str] = Counter()  # start tags left out, by name, whose end tags go too
     pieces: list[str] = []
     kept_from = skip_to = 0
+
+    def pop_to(index: int) -> None:
+        nonlocal foreign
+        while len(stack) > index:
+            name = stack.pop()
+            open_count[name] -= 1
+            kind = _POPPED_KIND.get(name)
+            if name == "p":
+                p_at.pop()
+            elif kind:
+                if kind & _SCOPE:
+                    scopes.pop()
+                if kind & _MARKER:  # a cell that ends takes its formatting with it
+                    del active[markers.pop():]
+                if kind & _FOREIGN_ROOT:
+                    foreign -= 1
+
     for match in _TAG.finditer(lowered):
         name = match.group(2)
         if name is None or match.start() < skip_to:  # a comment, or inside a raw-text element
             continue
-        if match.group(1):
+        if match.group(1):  # an end tag
             if dropped[name]:
                 dropped[name] -= 1
             else:
-                tree.close(name)
+                if name in _FORMATTING:
+                    floor = markers[-1] if markers else 0
+                    for index in range(len(active) - 1, floor - 1, -1):  # at most max_depth steps
+                        if active[index] == name:
+                            del active[index]
+                            break
+                elif open_count[name]:
+                    pop_to(len(stack) - 1 - stack[::-1].index(name))
                 continue
         elif name in _VOID:
             continue
-        elif name in _RAW_TEXT and not tree.foreign:
+        elif name in _RAW_TEXT and not foreign:
             end = lowered.find("</" + name, match.end()) if name != "plaintext" else -1
             skip_to = len(raw) if end < 0 else end  # its contents are text; its end tag is read next
             continue
-        elif tree.depth() < max_depth:
-            tree.open(name)
+        elif len(stack) + len(active) < max_depth:
+            if name in _FORMATTING:
+                active.append(name)
+                continue
+            if p_at and name in _CLOSES_P and (not scopes or scopes[-1] < p_at[-1]):  # a <p> in button scope
+                pop_to(p_at[-1])
+            if name == "li" and stack and stack[-1] == "li":
+                pop_to(len(stack) - 1)
+            if name == "p":
+                p_at.append(len(stack))
+            elif name in _POPPED_KIND:
+                kind = _POPPED_KIND[name]
+                if kind & _SCOPE:
+                    scopes.append(len(stack))
+                if kind & _MARKER:
+                    markers.append(len(active))
+                if kind & _FOREIGN_ROOT:
+                    foreign += 1
+            open_count[name] += 1
+            stack.append(name)
             continue
         else:
             dropped[name] += 1

@@ -126,7 +126,8 @@ def test_mail_without_inline_images_is_cleaned_exactly_as_the_filtering_path_wou
 
 
 def test_html_only_mail_gets_a_text_rendering():
-    assert html_to_text("<div>Hello<br>World</div><p>a &amp; b</p><script>x()</script>") == "Hello\nWorld\na & b"
+    clean = sanitize_html("<div>Hello<br>World</div><p>a &amp; b</p><script>x()</script>")
+    assert html_to_text(clean) == "Hello\nWorld\na & b"
 
 
 def test_stripped_reply_prefers_postmark_then_strips_quotes():
