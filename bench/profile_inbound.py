@@ -56,7 +56,7 @@ def wrap_stages(timings: dict) -> None:
     timed(service.tickets.store, "write_message", "  tickets.store.write_message (thread, ids, outbox, audit)")
     timed(service.mail_threading, "find_ticket", "  mail_threading.find_ticket")
     timed(service.sanitize, "sanitize_html", "  sanitize_html (nh3)")
-    timed(service.sanitize, "stripped_reply", "  stripped_reply (mailparser_reply)")
+    timed(service.quotes, "strip_reply", "  quotes.strip_reply")
     timed(service.sanitize, "html_to_text", "  html_to_text")
     timed(service.tickets, "acknowledgement_params", "  acknowledgement_params")
     from sqlalchemy.orm import Session

@@ -1,4 +1,4 @@
-"""Make customer HTML safe to show, and find the new text of a reply under its quotes.
+"""Make customer HTML safe to show, and render it as text.
 
 Images are the one thing in mail a browser fetches by itself, with the agent's cookies when the
 URL is Echo's own: `<img src="https://support…/tickets?q=…">` would run a search or mark a
@@ -23,7 +23,6 @@ from urllib.parse import unquote, urlsplit
 
 import nh3
 from flask import current_app, has_app_context, has_request_context, request
-from mailparser_reply import EmailReplyParser
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del", "div",
@@ -65,20 +64,8 @@ _URL_NOISE = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL, a
 _URL_EDGES = "".join(map(chr, range(33)))
 _NUMERIC_LABEL = re.compile(r"\d+|0x[0-9a-f]*")  # a host ending in one is an IPv4 address to a browser
 CLEAN_CONTENT_TAGS = {"script", "style", "title", "head", "template", "noscript", "xmp", "iframe", "object"}
-MAX_REPLY_PARSE_CHARS = 200_000
-
-_english_parser = EmailReplyParser(languages=["en"])
-_multilingual_parser = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
-_ENGLISH_MARKERS = {">", "wrote", "from", "-", "_"}
-# Cheap signs that a message quotes an earlier one; without any, the (costly) parser is skipped.
-_MAY_QUOTE = re.compile(
-    r"^[ \t]*>|^-{3,}[ \t]*\S.*\S[ \t]*-{3,}[ \t]*$|^_{10,}[ \t]*$"
-    r"|(wrote|schrieb|écrit|escribió|scritto|schreef|написал|寫道|写道|a scris|napisał)[^\n]{0,40}:?[ \t]*$"
-    r"|^[ \t]*(From|Von|De|Da|Van|Från|Fra|Od|От)[ \t]*:",
-    re.IGNORECASE | re.MULTILINE,
-)
-# A tag as nh3 writes it: attribute values always in double quotes, which may hold a `>`.
 _TAGS_RE = re.compile(r'<[^>"]*(?:"[^"]*"[^>"]*)*>')
+_LINK_RE = re.compile(r'<a(?:\s[a-z-]+="[^"]*")*?\shref="([^"]*)"(?:\s[a-z-]+="[^"]*")*>(.*?)</a>', re.DOTALL)
 _BLOCK_END_RE = re.compile(r"</(p|div|tr|li|h[1-6]|blockquote)>|<br\s*/?>", re.IGNORECASE)
 
 
@@ -215,32 +202,23 @@ def _remote_url(url: str, own_hosts: Collection[str]) -> str | None:
     return url
 
 
+def _link_as_text(match: re.Match[str]) -> str:
+    """A link's words followed by where it leads, unless the words are the address: agents see where it goes."""
+    href, label = match.group(1), match.group(2)
+    words = html.unescape(_TAGS_RE.sub("", label)).strip()
+    address = html.unescape(href)
+    if not words or words in (address, address.removeprefix("mailto:")) or address.rstrip("/") == words.rstrip("/"):
+        return label
+    return f"{label} ({href})"
+
+
 def html_to_text(clean: str) -> str:
     """A plain-text rendering of sanitised HTML (`sanitize_html`'s output), for mail that came without a text part.
 
     nh3 writes well-formed markup with no comments, scripts or styles, and `<` in text escaped,
     so dropping its tags leaves exactly the text, without parsing the HTML a second time.
     """
-    text = _BLOCK_END_RE.sub("\n", clean)
+    text = _BLOCK_END_RE.sub("\n", _LINK_RE.sub(_link_as_text, clean))
     text = html.unescape(_TAGS_RE.sub("", text))
     lines = [line.strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def stripped_reply(text: str, postmark_stripped: str | None) -> str:
-    """The new text of a message without the quoted history (the full text when nothing was quoted)."""
-    if postmark_stripped and postmark_stripped.strip():
-        return postmark_stripped.strip()
-    if not text:
-        return ""
-    marker = _MAY_QUOTE.search(text[:MAX_REPLY_PARSE_CHARS])
-    if marker is None:
-        return text.strip()
-    # Each extra language multiplies the parser's regex work; use them only when the quote isn't English.
-    word = (marker.group(1) or marker.group(2) or marker.group(0).strip()[:1]).lower()
-    parser = _english_parser if word in _ENGLISH_MARKERS else _multilingual_parser
-    try:
-        reply = parser.parse_reply(text=text[:MAX_REPLY_PARSE_CHARS])
-    except Exception:  # a quote-stripper must never cost us the message
-        reply = None
-    return (reply or text).strip()

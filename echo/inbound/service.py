@@ -10,7 +10,7 @@ from flask import current_app
 from echo.attachments import service as attachments
 from echo.customers import service as customers
 from echo.extensions import db
-from echo.inbound import guards, limits, mail_threading, sanitize, store
+from echo.inbound import guards, limits, mail_threading, quotes, sanitize, store
 from echo.inbound.schemas import InboundEmail
 from echo.tickets import service as tickets
 
@@ -103,15 +103,16 @@ def ingest_email(message: InboundEmail) -> IngestResult:
             cid_urls[file.content_id] = attachments.URL_PATH.format(id=attachment.id)
     body_html = sanitize.sanitize_html(html, cid_urls)
     body_text = message.TextBody or sanitize.html_to_text(body_html)
+    # Quotes are history only in a reply; a new conversation keeps everything it carries (a
+    # forwarded message is the point of the mail, not noise). Echo's own stripper reads every
+    # message, from Postmark or an .eml alike: Postmark's StrippedTextReply is not used.
+    reply = quotes.strip_reply(message.TextBody, html) if match or candidates else None
     recorded = tickets.record_customer_message(
         ticket, customer,
         tickets.CustomerMessage(
             id=thread_id, source="email", sender_email=sender_email, sender_name=sender_name or None,
             subject=subject, body_html=body_html, body_text=body_text,
-            # Quotes are history only in a reply; a new conversation keeps everything it carries
-            # (a forwarded message is the point of the mail, not noise).
-            stripped_text=(sanitize.stripped_reply(body_text, message.StrippedTextReply)
-                           if match or candidates else body_text.strip()),
+            stripped_text=reply.reply if reply and reply.hidden else body_text.strip(),
             rfc_message_id=rfc_id, postmark_message_id=message.MessageID,
             in_reply_to=(headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
             references=(headers.get("references") or "")[-MAX_HEADER:] or None,

@@ -149,6 +149,11 @@ class Thread(Model):
     ticket: Mapped[Ticket] = relationship(back_populates="threads", foreign_keys=[ticket_id])
     attachments = relationship("Attachment", order_by="Attachment.filename", lazy="selectin")
 
+    @property
+    def hides_text(self) -> bool:
+        """Whether quoted history or a signature is collapsed under what is shown first."""
+        return bool(self.stripped_text) and self.stripped_text.strip() != self.body_text.strip()
+
 
 class MessageId(Model):
     """Every RFC Message-ID Echo has seen or sent, normalised, pointing at its ticket.

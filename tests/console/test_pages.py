@@ -158,3 +158,14 @@ def test_the_agent_sees_what_the_intake_cut_from_a_message(signed_in, db):
     page = client.get("/tickets/TKT-0001").get_data(as_text=True)
     assert 'class="notices"' in page and "nested more than 100 elements deep" in page
     assert limits.ORIGINAL_FILENAME in page and "deep words" in page
+
+
+def test_quoted_text_is_offered_only_when_something_was_hidden(signed_in):
+    client, _, _ = signed_in()
+    post_inbound(client, inbound_payload(text="Nothing quoted here.", html=None, message_id="<a@mail.example.com>"))
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    assert "Formatted view" in page and "Show quoted text" not in page and "Show the whole message" not in page
+    post_inbound(client, inbound_payload(in_reply_to="<a@mail.example.com>", html="",
+                                         text="It works.\n\nOn Mon, Nov 2, Raxx <support@raxx.app> wrote:\n> Try"))
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    assert page.count("Show quoted text") == 1

@@ -7,7 +7,7 @@ import nh3
 import pytest
 
 from echo.inbound import sanitize
-from echo.inbound.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, html_to_text, sanitize_html, stripped_reply
+from echo.inbound.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, html_to_text, sanitize_html
 from echo.tickets.models import Thread
 from tests.mailbuilder import inbound_payload, post_inbound
 
@@ -130,12 +130,28 @@ def test_html_only_mail_gets_a_text_rendering():
     assert html_to_text(clean) == "Hello\nWorld\na & b"
 
 
-def test_stripped_reply_prefers_postmark_then_strips_quotes():
-    assert stripped_reply("full text", "Postmark's stripped") == "Postmark's stripped"
+def test_html_only_mail_shows_where_its_links_lead():
+    clean = sanitize_html('<p>Please <a href="https://evil.example/login?a=1&b=2">sign in to your <b>bank</b></a>, '
+                          'or write to <a href="mailto:help@raxx.app">help@raxx.app</a> or '
+                          '<a href="https://raxx.app/">https://raxx.app</a></p>')
+    assert html_to_text(clean) == ("Please sign in to your bank (https://evil.example/login?a=1&b=2), or write to "
+                                   "help@raxx.app or https://raxx.app")
+
+
+def test_replies_are_stripped_by_echo_not_by_postmark(client, db):
+    """Postmark's StrippedTextReply is not used: every message, webhook or .eml, is read by Echo's own stripper."""
+    first = post_inbound(client, inbound_payload(message_id="<first@mail.example.com>")).get_json()
     quoted = ("Thanks, it works now.\n\n"
               "On Mon, Nov 2, 2026 at 10:00 AM Raxx Support <support@raxx.app> wrote:\n> Try again\n")
-    assert stripped_reply(quoted, "") == "Thanks, it works now."
-    assert stripped_reply("No quote here.", None) == "No quote here."
+    reply = post_inbound(client, inbound_payload(in_reply_to="<first@mail.example.com>", text=quoted,
+                                                 stripped="Thanks, it works now.\n\nOn Mon")).get_json()
+    assert reply["ticket_id"] == first["ticket_id"]
+    thread = db.session.get(Thread, uuid.UUID(reply["thread_id"]))
+    assert thread.stripped_text == "Thanks, it works now." and thread.hides_text
+    plain = post_inbound(client, inbound_payload(in_reply_to="<first@mail.example.com>",
+                                                 text="No quote here.\n")).get_json()
+    thread = db.session.get(Thread, uuid.UUID(plain["thread_id"]))
+    assert thread.stripped_text == "No quote here." and not thread.hides_text
 
 
 def test_new_conversation_keeps_forwarded_text_but_replies_lose_their_quotes(client, db):
