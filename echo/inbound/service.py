@@ -10,8 +10,9 @@ from flask import current_app
 from echo.attachments import service as attachments
 from echo.customers import service as customers
 from echo.extensions import db
-from echo.inbound import guards, limits, mail_threading, quotes, sanitize, store
+from echo.inbound import guards, limits, mail_threading, quotes, reports, sanitize, store
 from echo.inbound.schemas import InboundEmail
+from echo.outbound import service as outbound
 from echo.tickets import service as tickets
 
 MAX_HEADER = limits.MAX_HEADER_VALUE
@@ -48,6 +49,9 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     sender_email, sender_name = message.sender()
     rfc_id = mail_threading.normalize_message_id(headers.get("message-id"))
     candidates = mail_threading.candidate_ids(headers.get("in-reply-to"), headers.get("references"))
+    report = reports.read_report(headers, message.Subject, message.Attachments, message.TextBody)
+    if report:  # a bounce or receipt names the mail it is about in the original it carries
+        candidates += [i for i in report.referenced_ids if i not in candidates]
     delivery, known = store.lookup(conn, message.MessageID, candidates + ([rfc_id] if rfc_id else []))
     if delivery:
         return IngestResult(delivery.ticket_id, delivery.number, delivery.thread_id, "duplicate")
@@ -63,7 +67,8 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     authentication = guards.sender_authentication(((h.Name, h.Value) for h in message.Headers), sender_email)
     trusted = guards.sender_trusted(authentication)
     customer = customers.upsert_customer(sender_email, sender_name, rename=trusted)
-    automated = guards.is_automated(headers, sender_email, settings.support_address)
+    automated = report is not None or guards.is_automated(headers, sender_email, settings.support_address,
+                                                          message.Subject)
     score = guards.spam_score(headers)
     spam = score is not None and score > settings.spam_threshold
     subject = " ".join(message.Subject.split())
@@ -123,12 +128,14 @@ def ingest_email(message: InboundEmail) -> IngestResult:
         audit_payload={
             "created": created, "matched_via": match.via if match else None,
             "previous_ticket_id": str(previous.id) if previous else None, "auto_reply": automated,
-            "authentication": authentication,
+            "authentication": authentication, **({"report": report.kind} if report else {}),
             "quarantined": ticket.quarantined or (spam and not created), "attachments": len(files),
             **({"notices": len(notices)} if notices else {}),
         },
     )
     db.session.add_all(stored_files)
+    if report and report.failed:
+        outbound.record_bounce_report(report.referenced_ids, report.detail, thread_id=thread_id)
     return IngestResult(
         ticket.id, ticket.number, thread_id, "created" if created else "appended",
         matched_via=match.via if match else None, quarantined=ticket.quarantined or recorded.quarantined,

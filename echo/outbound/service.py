@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from echo.actors import Actor
 from echo.attachments import service as attachments
@@ -130,3 +130,29 @@ def record_delivery_event(payload: dict) -> str:
                          outbox_id=str(outbox.id) if outbox else None)
         return "flagged"
     return "ignored"
+
+
+def record_bounce_report(message_ids: Sequence[str], detail: str, *, thread_id: uuid.UUID) -> int:
+    """Mark Echo's own mail that a bounce arriving as mail says was refused for good; how many rows.
+
+    The report names the mail by its Message-ID: the one Echo minted, or the one Postmark gave it
+    (`<uuid@mtasv.net>`); both are random, so only a real recipient's server can name them. The
+    customer is not flagged as bounced: Postmark's bounce webhook does that when Postmark itself
+    saw the refusal; this only tells the agent why the reply failed.
+    """
+    postmark_ids = [i.removesuffix("@mtasv.net") for i in message_ids if i.endswith("@mtasv.net")]
+    if not message_ids:
+        return 0
+    failed = db.session.scalars(
+        update(OutboxMessage)
+        .where(or_(OutboxMessage.message_id.in_(list(message_ids)),
+                   OutboxMessage.postmark_message_id.in_(postmark_ids)),
+               OutboxMessage.state.in_(("sent", "delivered")))
+        .values(state="failed", last_error=("The recipient's server returned this message"
+                                            + (f" ({detail})" if detail else "") + ".")[:1000])
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for outbox_id in failed:
+        audit.record(Actor("system"), "outbox.bounced", "outbox", outbox_id, thread_id=str(thread_id))
+    return len(failed)
