@@ -39,7 +39,9 @@ _STRING_FIELDS = {
     "TextBody": MAX_BODY_CHARS, "HtmlBody": MAX_HTML_CHARS, "StrippedTextReply": MAX_BODY_CHARS,
 }
 _ADDRESS_FIELDS = {"Email": 320, "Name": MAX_NAME, "MailboxHash": 200}
-_LABELS = {"TextBody": "text", "HtmlBody": "HTML", "StrippedTextReply": "stripped reply"}
+_LABELS = {"TextBody": "text", "HtmlBody": "HTML", "StrippedTextReply": "stripped reply", "FromName": "sender's name",
+           "From": "From header", "To": "To header", "Cc": "Cc header", "Bcc": "Bcc header",
+           "ReplyTo": "Reply-To header", "Date": "Date header", "MailboxHash": "mailbox hash"}
 
 
 @dataclass

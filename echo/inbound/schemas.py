@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -64,6 +65,7 @@ class InboundEmail(_Model):
     HtmlBody: str = Field(default="", max_length=limits.MAX_HTML_CHARS)
     StrippedTextReply: str = Field(default="", max_length=limits.MAX_BODY_CHARS)
     MailboxHash: str = Field(default="", max_length=200)
+    ReplyTo: str = Field(default="", max_length=1000)
     Headers: list[Header] = Field(default_factory=list, max_length=limits.MAX_HEADERS)
     Attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
     # What fitting the payload to Echo's bounds cut (sentences for the agent), and the message
@@ -90,18 +92,33 @@ class InboundEmail(_Model):
         return headers
 
     def sender(self) -> tuple[str, str]:
-        """The sender's normalised email and display name, from FromFull or else the From header."""
+        """The sender's normalised email and display name, from FromFull or else the From header.
+
+        Malformed senders are read as well as they can be (several addresses: the first; an
+        address without its brackets), and mail with no address in From: falls back to the
+        Sender:, Reply-To: and Return-Path: headers before it is refused.
+        """
         if self.FromFull and self.FromFull.Email.strip():
             address, name = self.FromFull.Email, self.FromFull.Name or self.FromName
         else:
             name, address = email.utils.parseaddr(self.From)
-        return normalize_email(address), " ".join(name.split())[:200]
+        found = normalize_email(address)
+        if not found:
+            headers = self.header_map()
+            for value in (self.From, self.FromFull.Email if self.FromFull else "", headers.get("sender", ""),
+                          self.ReplyTo, headers.get("reply-to", ""), headers.get("return-path", "")):
+                if (match := _ADDRESS.search(value[:1000])) and (found := normalize_email(match.group(0))):
+                    break
+        return found, " ".join(name.split())[:200]
+
+
+_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+\.[^\s<>,;:\"()\[\]@]+")
 
 
 def normalize_email(address: str) -> str:
     address = address.strip().strip("<>").strip()
     local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in address):
+    if not at or not local or not domain or any(c.isspace() for c in address) or len(address) > 320:
         return ""
     return f"{local}@{domain}".lower()
 

@@ -266,3 +266,17 @@ def test_fields_over_every_bound_are_cut_and_kept_whole_in_the_original(client, 
 def test_mail_that_fits_has_no_notices_and_no_original(client, db):
     post_inbound(client, inbound_payload(attachments=[attachment("a.txt", b"hello", "text/plain")]))
     assert only_thread(db).notices is None and set(files(db)) == {"a.txt"}
+
+
+@pytest.mark.parametrize("from_header, reply_to, expected", [
+    ("alice@example.com, bob@example.org", "", "alice@example.com"),  # several From addresses: the first
+    ("Alice alice@example.com", "", "alice@example.com"),  # no angle brackets around it
+    ('"Alice" <ALICE@Example.COM>', "", "alice@example.com"),
+    ("Alice (no address)", "Alice <alice.reply@example.com>", "alice.reply@example.com"),
+])
+def test_a_readable_though_malformed_sender_is_kept(client, db, from_header, reply_to, expected):
+    payload = inbound_payload()
+    payload.update(From=from_header, FromFull=None, ReplyTo=reply_to)
+    response = post_inbound(client, payload)
+    assert response.status_code == 200, response.get_json()
+    assert only_thread(db).sender_email == expected
