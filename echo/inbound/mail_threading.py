@@ -26,16 +26,23 @@ _SUBJECT_NUMBER = re.compile(r"\[\s*TKT-(\d{1,12})\s*\]", re.IGNORECASE)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def normalize_message_id(raw: str | None) -> str | None:
-    """`<Abc@Host>` → `abc@host`; a bare Postmark uuid gains its `@mtasv.net` domain."""
+def spell_message_id(raw: str | None) -> str | None:
+    """`<Abc@Host>` → `Abc@Host`, spelled as the sender's client wrote it (62 % of real ids have
+    capitals, and mail clients compare them exactly); a bare Postmark uuid gains `@mtasv.net`."""
     if not raw:
         return None
-    value = raw.strip().strip("<>").strip().lower()
+    value = raw.strip().strip("<>").strip()
     if not value or len(value) > 500 or any(c.isspace() for c in value):
         return None
     if "@" not in value:
-        return f"{value}@{POSTMARK_DOMAIN}" if _UUID.match(value) else None
+        return f"{value}@{POSTMARK_DOMAIN}" if _UUID.match(value.lower()) else None
     return value
+
+
+def normalize_message_id(raw: str | None) -> str | None:
+    """`<Abc@Host>` → `abc@host`: how Echo compares and looks up ids (case-insensitively)."""
+    spelled = spell_message_id(raw)
+    return spelled.lower() if spelled else None
 
 
 def ids_in_header(value: str | None) -> list[str]:

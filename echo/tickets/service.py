@@ -179,7 +179,9 @@ def record_customer_message(
     workflow = human_reply and (ticket.status in REOPENS or ticket.assigned_to is not None)
     thread = {**vars(message), "ticket_id": ticket.id, "direction": "inbound", "customer_id": customer.id,
               "quarantined": held}
-    rfc_id = message.rfc_message_id if register_message_id else None
+    # Ids are compared case-insensitively (message_ids holds them lower-cased); the thread keeps
+    # the sender's spelling for the In-Reply-To and References of Echo's answers.
+    rfc_id = message.rfc_message_id.lower() if register_message_id and message.rfc_message_id else None
     created_at = store.write_message(
         db.session.connection(), thread, rfc_id=rfc_id,
         acknowledgement=acknowledgement_params(message.rfc_message_id) if acknowledge else None,

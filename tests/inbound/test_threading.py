@@ -125,3 +125,12 @@ def test_header_evidence_beats_subject_token(client, db):
         in_reply_to=first_id, subject=f"Re: [{second['ticket_number']}]",
     )).get_json()
     assert reply["ticket_id"] == first["ticket_id"]
+
+
+def test_ids_are_compared_without_case_but_kept_as_spelled(client, db):
+    first = post_inbound(client, inbound_payload(message_id="<CAF+Xy=Q@Mail.Gmail.COM>")).get_json()
+    assert db.session.scalar(select(Thread.rfc_message_id)) == "CAF+Xy=Q@Mail.Gmail.COM"
+    registered = db.session.scalar(select(MessageId.message_id).where(MessageId.origin == "inbound"))
+    assert registered == "caf+xy=q@mail.gmail.com"
+    reply = post_inbound(client, inbound_payload(in_reply_to="<caf+xy=q@mail.gmail.com>", subject="Re: x")).get_json()
+    assert reply["ticket_id"] == first["ticket_id"]

@@ -25,7 +25,7 @@ def test_new_ticket_acknowledged_by_worker_through_postmark(client, db, run_jobs
     assert email["Subject"] == f"Re: Cannot export my trades [{number}]"
     headers = {h["Name"]: h["Value"] for h in email["Headers"]}
     assert headers["Auto-Submitted"] == "auto-replied"
-    assert headers["In-Reply-To"] == "<caf=abc@mail.gmail.com>"
+    assert headers["In-Reply-To"] == "<CAF=abc@mail.gmail.com>"
     token = email["ReplyTo"].split("+", 1)[1].split("@", 1)[0]
     assert email["ReplyTo"].endswith("@raxx.app")
     assert reply_token.verify(SECRET, token) == uuid.UUID(result["ticket_id"])

@@ -38,8 +38,9 @@ def test_full_loop_threads_both_ways(client, db, run_jobs, postmark, agent_token
     assert reply_token.verify(SECRET, token) == uuid.UUID(first["ticket_id"])
     sent_headers = {h["Name"]: h["Value"] for h in email["Headers"]}
     # The parent is the customer's message (RFC 5322 §3.6.4), not our automatic acknowledgement.
-    assert sent_headers["In-Reply-To"] == "<caf=first@mail.gmail.com>"
-    assert sent_headers["References"] == "<caf=first@mail.gmail.com>"
+    # Each id goes back exactly as the customer's client spelled it (clients compare them exactly).
+    assert sent_headers["In-Reply-To"] == "<CAF=first@mail.gmail.com>"
+    assert sent_headers["References"] == "<CAF=first@mail.gmail.com>"
     assert ack["MessageID"] not in sent_headers["References"]
     assert "Auto-Submitted" not in sent_headers  # a person wrote this one
     outbox = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "reply"))
@@ -51,7 +52,7 @@ def test_full_loop_threads_both_ways(client, db, run_jobs, postmark, agent_token
     run_jobs()
     chained = {h["Name"]: h["Value"] for h in postmark.sent[2]["Headers"]}
     assert chained["In-Reply-To"] == f"<{email['MessageID']}@mtasv.net>"
-    assert chained["References"] == f"<caf=first@mail.gmail.com> <{email['MessageID']}@mtasv.net>"
+    assert chained["References"] == f"<CAF=first@mail.gmail.com> <{email['MessageID']}@mtasv.net>"
 
     answer = post_inbound(client, inbound_payload(
         in_reply_to=f"<{email['MessageID']}@mtasv.net>", subject=f"Re: Cannot export my trades [{number}]",
