@@ -269,9 +269,6 @@ def tools(names: list[str]) -> dict[str, Callable[[Case], str]]:
     if "echo" in names:
         from echo.inbound.quotes import strip_reply
         available["echo"] = lambda case: strip_reply(case.text, case.html).reply
-    if "echo-today" in names:
-        from echo.inbound.sanitize import stripped_reply
-        available["echo-today"] = lambda case: stripped_reply(case.text or visible_text(case.html or ""), None)
     if "talon" in names:
         from talon import quotations
 
@@ -401,9 +398,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where fixtures are unpacked ({CACHE})")
     parser.add_argument("--erp-repo", default=os.environ.get("ECHO_BENCH_ERP_REPO"),
                         help="a clone of email_reply_parser's repository (its test/emails are not on PyPI)")
-    parser.add_argument("--tools", default="echo,talon,erp,mpr,echo-today",
-                        help="echo, talon, erp (email_reply_parser), mpr (mail-parser-reply, all languages), "
-                             "echo-today (sanitize.stripped_reply)")
+    parser.add_argument("--tools", default="echo,talon,erp,mpr",
+                        help="echo, talon, erp (email_reply_parser), mpr (mail-parser-reply, all languages)")
     parser.add_argument("--failures", action="store_true", help="list the cases Echo gets wrong")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
