@@ -71,7 +71,7 @@ class Match:
 
 def find_ticket(
     conn: Connection, *, customer_id: uuid.UUID, candidates: list[str], known: dict[str, Known],
-    mailbox_hash: str, subject: str, secret: str, sender_trusted: bool,
+    mailbox_hash: str, subject: str, secret: str, sender_trusted: bool, awaited: Known | None = None,
 ) -> Match | None:
     """Return the ticket this message replies to, or None for a new conversation.
 
@@ -82,12 +82,16 @@ def find_ticket(
     into In-Reply-To, or quote a token old enough to have been forwarded.
 
     `known` (from inbound.store.lookup) already carries the tickets of the referenced ids, so a reply
-    threaded by its headers costs no further query."""
+    threaded by its headers costs no further query. `awaited` is this message's own id when a
+    later message of the sender's referred to it first (Postmark retried this one late): it joins
+    that ticket, as weak evidence."""
     for hit in (known[c] for c in candidates if c in known):
         if hit.origin == "outbound":
             return Match(_survivor(conn, hit.ticket), "header")
         if sender_trusted and hit.ticket.customer_id == customer_id:
             return Match(_survivor(conn, hit.ticket), "header")
+    if awaited is not None and sender_trusted and awaited.ticket.customer_id == customer_id:
+        return Match(_survivor(conn, awaited.ticket), "awaited")
 
     token = reply_token.check(secret, mailbox_hash.strip()) if mailbox_hash else None
     ticket = ticket_by_id(conn, token.ticket_id) if token else None

@@ -16,6 +16,7 @@ from echo.outbound import service as outbound
 from echo.tickets import service as tickets
 
 MAX_HEADER = limits.MAX_HEADER_VALUE
+MAX_AWAITED = 5  # the referred-to ids nearest the message (In-Reply-To first) that may still arrive
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     if delivery:
         return IngestResult(delivery.ticket_id, delivery.number, delivery.thread_id, "duplicate")
     earlier = known.get(rfc_id) if rfc_id else None
+    awaited = earlier if earlier and earlier.origin == "awaited" else None
     if earlier and earlier.origin == "inbound" and earlier.sender_email == sender_email:
         return IngestResult(earlier.ticket.id, earlier.ticket.number, None, "duplicate")
     files, notices = attachments.decode_files(message.Attachments, settings.max_attachment_bytes)
@@ -84,7 +86,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
 
     match = mail_threading.find_ticket(
         conn, customer_id=customer.id, candidates=candidates, known=known, mailbox_hash=message.MailboxHash,
-        subject=subject, secret=settings.secret_key, sender_trusted=trusted,
+        subject=subject, secret=settings.secret_key, sender_trusted=trusted, awaited=awaited,
     )
     previous = None
     if match and match.ticket.status == "closed" and not automated:
@@ -124,8 +126,10 @@ def ingest_email(message: InboundEmail) -> IngestResult:
             references=(headers.get("references") or "")[-MAX_HEADER:] or None,
             is_auto_reply=automated, spam_score=score, spam=spam, authentication=authentication,
             notices=notices or None,
+            # Only an authenticated sender's references may pull a late message onto a ticket.
+            awaited_ids=[i for i in candidates if i not in known][:MAX_AWAITED] if trusted else [],
         ),
-        opened=created, audit_action="tickets.inbound", register_message_id=earlier is None,
+        opened=created, audit_action="tickets.inbound", register_message_id=earlier is None or awaited is not None,
         audit_payload={
             "created": created, "matched_via": match.via if match else None,
             "previous_ticket_id": str(previous.id) if previous else None, "auto_reply": automated,

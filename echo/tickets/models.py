@@ -160,11 +160,12 @@ class MessageId(Model):
 
     `origin` says whose id it is: `outbound` ids were minted by Echo or Postmark (random,
     unguessable), `inbound` ids came from a customer's mail client and prove nothing about
-    who is writing.
+    who is writing; `awaited` ids were referred to by a customer's message before the message
+    they name arrived (it joins that ticket when it does, and the id becomes `inbound`).
     """
 
     __tablename__ = "message_ids"
-    __table_args__ = (CheckConstraint("origin IN ('inbound', 'outbound')", name="origin"),)
+    __table_args__ = (CheckConstraint("origin IN ('inbound', 'outbound', 'awaited')", name="origin"),)
 
     message_id: Mapped[str] = mapped_column(Text, primary_key=True)
     ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", **DEFERRED), nullable=False, index=True)

@@ -147,6 +147,9 @@ class CustomerMessage:
     # message comes from a signed-in customer.
     authentication: str = "pass"
     notices: list[str] | None = None  # what the intake cut or left out (the original is attached)
+    # Ids this message refers to that Echo has not seen: the message they name may still come
+    # (Postmark retries late), and joins this ticket when it does.
+    awaited_ids: list[str] = field(default_factory=list)
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
@@ -189,6 +192,7 @@ def record_customer_message(
                "audit_target": str(ticket.id),
                "audit_payload": {"thread_id": str(message.id), **(audit_payload or {})}},
         customer_replied=human_reply and not workflow,
+        awaited_ids=[i for i in message.awaited_ids if i != rfc_id],
     )
     if workflow:
         _customer_replied(db.session.get_one(Ticket, ticket.id), customer.id, message.id)

@@ -85,7 +85,7 @@ THREAD_COLUMNS = (
 
 
 @cache
-def _write_statement(with_message_id: bool, with_acknowledgement: bool, with_reply: bool):
+def _write_statement(with_message_id: bool, with_acknowledgement: bool, with_reply: bool, with_awaited: bool = False):
     """One statement whose CTEs insert the thread and whatever goes with it (a few cached variants)."""
     # Every column with a Python-side default is given explicitly: a CTE cannot run Python defaults.
     thread = insert(threads).values(
@@ -94,11 +94,25 @@ def _write_statement(with_message_id: bool, with_acknowledgement: bool, with_rep
     thread_cte = thread.cte("new_thread")
     ctes = []
     if with_message_id:
-        ctes.append(insert(message_ids).from_select(
+        # The id was awaited when a later message of the conversation came first: it is this one's now.
+        own_id = insert(message_ids).from_select(
             ["message_id", "ticket_id", "thread_id", "origin"],
             select(bindparam("rfc_id", type_=Text), bindparam("t_ticket_id"), thread_cte.c.id, literal("inbound")),
             include_defaults=False,
-        ).on_conflict_do_nothing().cte("new_message_id"))
+        )
+        ctes.append(own_id.on_conflict_do_update(
+            index_elements=[message_ids.c.message_id],
+            set_={"origin": own_id.excluded.origin, "ticket_id": own_id.excluded.ticket_id,
+                  "thread_id": own_id.excluded.thread_id},
+            where=message_ids.c.origin == "awaited",
+        ).cte("new_message_id"))
+    if with_awaited:
+        ctes.append(insert(message_ids).from_select(
+            ["message_id", "ticket_id", "thread_id", "origin"],
+            select(func.unnest(bindparam("awaited_ids", type_=ARRAY(Text))), bindparam("t_ticket_id"),
+                   thread_cte.c.id, literal("awaited")),
+            include_defaults=False,
+        ).on_conflict_do_nothing().cte("new_awaited_ids"))
     if with_acknowledgement:
         ctes.append(insert(outbox).values(
             id=bindparam("ack_id"), kind="acknowledgement", ticket_id=bindparam("t_ticket_id"),
@@ -121,9 +135,11 @@ def _write_statement(with_message_id: bool, with_acknowledgement: bool, with_rep
 
 
 def write_message(conn: Connection, thread: dict, *, rfc_id: str | None, acknowledgement: dict | None,
-                  audit: dict, customer_replied: bool = False) -> datetime:
+                  audit: dict, customer_replied: bool = False, awaited_ids: list[str] | None = None) -> datetime:
     """Insert the thread with its message id, acknowledgement outbox row and audit row in one statement;
-    `customer_replied` also stamps the ticket's activity (a human reply that changes nothing else).
+    `customer_replied` also stamps the ticket's activity (a human reply that changes nothing else);
+    `awaited_ids` (ids the message refers to that Echo has not seen) are kept as `awaited`, pointing
+    here, so that the message they name joins this ticket when it arrives late.
     Returns the thread's creation time."""
     params = {f"t_{c}": thread[c] for c in THREAD_COLUMNS}
     params.update(audit, audit_payload=Jsonb(audit["audit_payload"]))
@@ -131,7 +147,9 @@ def write_message(conn: Connection, thread: dict, *, rfc_id: str | None, acknowl
         params["rfc_id"] = rfc_id
     if acknowledgement:
         params.update(acknowledgement, ack_context=Jsonb(acknowledgement["ack_context"]))
-    statement = _write_statement(rfc_id is not None, acknowledgement is not None, customer_replied)
+    if awaited_ids:
+        params["awaited_ids"] = awaited_ids
+    statement = _write_statement(rfc_id is not None, acknowledgement is not None, customer_replied, bool(awaited_ids))
     row = execute_compiled(conn, statement, params).fetchone()
     assert row is not None  # the statement returns the inserted thread
     return row.created_at

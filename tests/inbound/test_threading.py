@@ -134,3 +134,42 @@ def test_ids_are_compared_without_case_but_kept_as_spelled(client, db):
     assert registered == "caf+xy=q@mail.gmail.com"
     reply = post_inbound(client, inbound_payload(in_reply_to="<caf+xy=q@mail.gmail.com>", subject="Re: x")).get_json()
     assert reply["ticket_id"] == first["ticket_id"]
+
+
+def acknowledgement_count(db) -> int:
+    from sqlalchemy import func
+
+    from echo.mail.models import OutboxMessage
+
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.kind == "acknowledgement"))
+
+
+def test_a_parent_retried_after_its_follow_up_joins_the_follow_ups_ticket(client, db):
+    """Postmark retried the first message late: the follow-up, which refers to it, opened the ticket."""
+    follow_up = post_inbound(client, inbound_payload(
+        subject="Re: Export broken", text="Any news on this?", message_id="<second@mail.example.com>",
+        in_reply_to="<First@mail.example.com>", references="<First@mail.example.com>")).get_json()
+    assert follow_up["status"] == "created"
+    parent = post_inbound(client, inbound_payload(subject="Export broken", message_id="<First@mail.example.com>"))
+    assert parent.get_json()["status"] == "appended" and parent.get_json()["ticket_id"] == follow_up["ticket_id"]
+    assert acknowledgement_count(db) == 1  # one conversation, one acknowledgement
+    registered = db.session.get(MessageId, "first@mail.example.com")
+    assert registered.origin == "inbound" and str(registered.thread_id) == parent.get_json()["thread_id"]
+    third = post_inbound(client, inbound_payload(in_reply_to="<first@mail.example.com>", subject="Re: x")).get_json()
+    assert third["ticket_id"] == follow_up["ticket_id"]
+
+
+def test_a_late_parent_from_someone_else_does_not_join(client, db):
+    follow_up = post_inbound(client, inbound_payload(in_reply_to="<p@mail.example.com>", subject="Re: a")).get_json()
+    stranger = post_inbound(client, inbound_payload(sender="mallory@example.net", message_id="<p@mail.example.com>"))
+    assert stranger.get_json()["ticket_id"] != follow_up["ticket_id"]
+
+
+def test_an_unauthenticated_sender_cannot_make_a_late_message_join(client, db):
+    """A forged follow-up must not lay a trap that the customer's real message later falls into."""
+    forged = post_inbound(client, inbound_payload(
+        in_reply_to="<real@mail.example.com>", subject="Re: a",
+        headers={"Received-SPF": "fail (example.com: domain does not designate 203.0.113.9)"})).get_json()
+    real = post_inbound(client, inbound_payload(message_id="<real@mail.example.com>")).get_json()
+    assert real["ticket_id"] != forged["ticket_id"] and real["status"] == "created"
