@@ -22,6 +22,7 @@ class Every:
 
 
 def schedule() -> list[Every]:
+    from echo.attachments.tasks import sweep_orphans
     from echo.mail.tasks import sweep_outbox
     from echo.privacy.tasks import retention
     from echo.tickets.tasks import auto_close
@@ -30,6 +31,7 @@ def schedule() -> list[Every]:
         Every(10, sweep_outbox, "mail"),  # retries are due within seconds of their time
         Every(3600, auto_close, "maintenance"),
         Every(24 * 3600, retention, "maintenance"),
+        Every(6 * 3600, sweep_orphans, "maintenance"),
     ]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -19,11 +21,16 @@ class Storage(Protocol):
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def stored_before(self, cutoff: datetime) -> Iterator[str]: ...
+
+
+KEY_PREFIX = "att/"
+TEMP_SUFFIX = ".tmp"
 
 
 def new_key() -> str:
     """A random, unguessable storage key (192 bits)."""
-    return "att/" + secrets.token_urlsafe(24)
+    return KEY_PREFIX + secrets.token_urlsafe(24)
 
 
 class LocalStorage:
@@ -37,11 +44,16 @@ class LocalStorage:
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Write through a temporary file, renamed into place; a failed write (a full disk) leaves nothing."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -51,6 +63,19 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        """Every key (and left-over temporary file, as its relative path) last written before `cutoff`."""
+        root = self.root / KEY_PREFIX
+        if not root.is_dir():
+            return
+        limit = cutoff.timestamp()
+        for entry in os.scandir(root):
+            try:
+                if entry.is_file() and entry.stat().st_mtime < limit:
+                    yield KEY_PREFIX + entry.name
+            except OSError:  # removed meanwhile
+                continue
 
 
 class S3Storage:
@@ -79,6 +104,14 @@ class S3Storage:
                 return False
             raise
         return True
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        """Every key under the attachment prefix last written before `cutoff`, page by page."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=KEY_PREFIX)
+        for page in pages:
+            for item in page.get("Contents", []):
+                if item["LastModified"].astimezone(UTC) < cutoff:
+                    yield item["Key"]
 
 
 def init_app(app: Flask) -> None:

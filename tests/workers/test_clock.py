@@ -9,11 +9,11 @@ from workers import clock
 def test_each_job_fires_once_per_period_across_workers(app):
     first = clock.tick(app)
     second = clock.tick(app)  # another worker, same period
-    assert sorted(first) == ["echo.mail.tasks.sweep_outbox", "echo.privacy.tasks.retention",
-                             "echo.tickets.tasks.auto_close"]
+    assert sorted(first) == ["echo.attachments.tasks.sweep_orphans", "echo.mail.tasks.sweep_outbox",
+                             "echo.privacy.tasks.retention", "echo.tickets.tasks.auto_close"]
     assert second == []
     assert Queue("mail", connection=redis_connection()).count == 1
-    assert Queue("maintenance", connection=redis_connection()).count == 2
+    assert Queue("maintenance", connection=redis_connection()).count == 3
 
 
 def test_clock_jobs_run_in_a_worker(app, run_jobs):
