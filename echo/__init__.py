@@ -169,13 +169,18 @@ def _install(app: Flask, settings: Settings, mount: Mount) -> None:
     db.init_app(app)
     jobs.init_app(app)
     storage.init_app(app)
-    errors.answer_unrouted(app, _hosted_json_path if mount.hosted else errors.wants_json)
+    errors.answer_unrouted(app, _hosted_json_path if mount.hosted else errors.wants_json,
+                           _hosted_page_path if mount.hosted else (lambda path: True))
     security.init_app(app)
     limiter.init_app(app)
     portal_api.init_app(app)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     cli.register(app)
+
+
+def _hosted_page_path(path: str) -> bool:
+    return path == "/tickets" or path.startswith("/tickets/")
 
 
 def _hosted_json_path(path: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, jsonify, render_template, request
+from flask import Blueprint, Flask, jsonify, make_response, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
 from werkzeug.routing import RoutingException
@@ -98,16 +98,20 @@ def register_error_handlers(blueprint: Blueprint) -> None:
     blueprint.register_error_handler(DBAPIError, _database_error)
 
 
-def answer_unrouted(app: Flask, json_paths) -> None:
+def answer_unrouted(app: Flask, json_paths, page_paths) -> None:
     """A path that matches no route, or not with this method, is answered in JSON under `json_paths`
-    (a predicate on the path). Such a request belongs to no blueprint; this keeps the answer off the
-    app's own error handlers, which in a host app are the host's."""
+    and with an Echo page under `page_paths` (predicates on the path). Such a request belongs to no
+    blueprint; this keeps the answer off the app's own error handlers, which in a host app are the host's."""
 
     @app.before_request
-    def _unrouted_json():
+    def _unrouted():
         exc = request.routing_exception
-        if exc is not None and not isinstance(exc, RoutingException) and json_paths(request.path):
+        if exc is None or isinstance(exc, RoutingException) or not isinstance(exc, HTTPException):
+            return None
+        if json_paths(request.path):
             return _http_error(exc)
+        if page_paths(request.path) and exc.code and exc.code >= 400:
+            return page_error(_PAGE_MESSAGES.get(exc.code, exc.description or exc.name), exc.code, _allowed(exc))
         return None
 
 
@@ -115,18 +119,45 @@ def _echo_error(exc: EchoError):
     if wants_json(request.path):
         return error_response(exc.code, exc.message, exc.status, exc.details,
                               challenge=getattr(exc, "challenge", None))
-    title = {401: "Sign in", 403: "Not allowed", 404: "Not found"}.get(exc.status, "That did not work")
-    return render_template("console/message.html", title=title, message=exc.message), exc.status
+    return page_error(exc.message, exc.status)
+
+
+def page_error(message: str, status: int, allow: str | None = None):
+    """A refusal on Echo's pages: an Echo page, or, for an HTMX request, the message alone, put in the
+    page's `#flash` region (console.js swaps 4xx answers), where the agent is looking."""
+    if request.headers.get("HX-Request"):
+        response = make_response(render_template("console/_error.html", message=message), status)
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+    else:
+        title = {401: "Sign in", 403: "Not allowed", 404: "Not found", 405: "Not here"}.get(status, "That did not work")
+        response = make_response(render_template("console/message.html", title=title, message=message, home=True),
+                                 status)
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+def _allowed(exc: HTTPException) -> str | None:
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        return ", ".join(sorted(exc.valid_methods))
+    return None
+
+
+_PAGE_MESSAGES = {404: "There is nothing at this address.", 405: "This page cannot be used that way.",
+                  413: "That upload is too large."}
 
 
 def _http_error(exc: HTTPException):
     if not wants_json(request.path):
-        return exc
+        if exc.code is None or exc.code < 400:
+            return exc
+        return page_error(_PAGE_MESSAGES.get(exc.code, exc.description or exc.name), exc.code, _allowed(exc))
     status = exc.code or 500
     code = HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
     response, status = error_response(code, exc.description or exc.name, status)
-    if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    if status == 405 and (allow := _allowed(exc)):
+        response.headers["Allow"] = allow
     return response, status
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -19,7 +20,7 @@ from echo.attachments.models import Attachment
 from echo.attachments.storage import storage
 from echo.console.auth import NotSignedIn, current_agent, require_agent, signed_in_agent
 from echo.customers.models import Customer
-from echo.errors import EchoError
+from echo.errors import EchoError, page_error
 from echo.extensions import csrf, db
 from echo.inbound import sanitize
 from echo.mail.models import OutboxMessage
@@ -46,11 +47,20 @@ def _guard():
         g.actor = require_agent()
     except NotSignedIn:
         if request.headers.get("HX-Request"):
+            # Back to the page the agent was on, not to the URL of the action (a POST).
             response = make_response("", 401)
-            response.headers["HX-Redirect"] = url_for("console_auth.login", next=request.path)
+            response.headers["HX-Redirect"] = url_for("console_auth.login", next=_current_page())
             return response
         return redirect(url_for("console_auth.login", next=request.full_path.rstrip("?")))
     return None
+
+
+def _current_page() -> str:
+    """The console page an HTMX request came from (its path and query), or the inbox."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    path = current.path + (f"?{current.query}" if current.query else "")
+    return path if current.path.startswith(bp.url_prefix or "/tickets") and "//" not in current.path else url_for(
+        "console.inbox")
 
 
 def render(template: str, partial: str | None = None, **context):
@@ -141,11 +151,16 @@ def ticket(number):
 
 
 def _after_action(ticket: Ticket, message: str | None = None, error: str | None = None, status: int = 200):
-    """Commit, then show the ticket again (its main panel for HTMX, a redirect otherwise)."""
+    """Commit, then show the ticket again (its main panel for HTMX, a redirect otherwise).
+
+    A refusal changes nothing: for HTMX only its message is sent, shown over the page where the
+    agent is looking, and the page keeps what the agent typed."""
     if error is None:
         db.session.commit()
     else:
         db.session.rollback()
+        if request.headers.get("HX-Request"):
+            return page_error(error, status)
         ticket = service.get_ticket(ticket.number)
     if request.headers.get("HX-Request"):
         return render_template("tickets/_detail.html", **_ticket_context(ticket, flash=message, error=error)), status

@@ -6,6 +6,26 @@
 
   document.addEventListener("htmx:configRequest", (event) => { event.detail.headers["X-CSRFToken"] = csrf(); });
 
+  // A refused action answers 4xx with its message (the ticket again with the error on it, or the
+  // message alone retargeted to #flash): show it, where HTMX would by default show nothing.
+  const flash = (message) => {
+    const region = document.getElementById("flash");
+    if (!region) return;
+    region.replaceChildren(Object.assign(document.createElement("p"),
+      { className: "banner error", textContent: message, role: "alert" }));
+  };
+  document.addEventListener("htmx:beforeRequest", () => document.getElementById("flash")?.replaceChildren());
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && status !== 401 && event.detail.xhr.responseText) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    } else if (status >= 500) {
+      flash("Something went wrong on our side. Nothing was changed; try again in a moment.");
+    }
+  });
+  document.addEventListener("htmx:sendError", () => flash("Echo cannot be reached. Check your connection and try again."));
+
   async function postJSON(url, body) {
     const response = await fetch(url, {
       method: "POST", credentials: "same-origin",
