@@ -98,6 +98,20 @@ def job_app() -> Flask:
     return _job_app
 
 
+def self_recording(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a job whose own rows record how it went, so the worker may skip rq's records of it.
+
+    A delivery job is one: the outbox row holds its state, attempts and last error, and the outbox
+    sweeper, not rq, recovers a delivery whose worker died. rq's execution record, started
+    registry, status and result would be writes that nothing reads (`workers.worker`)."""
+    func.echo_self_recording = True  # type: ignore[attr-defined]
+    return func
+
+
+def is_self_recording(func: Callable[..., Any] | None) -> bool:
+    return getattr(func, "echo_self_recording", False) is True
+
+
 def task(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a job inside the worker's app context and always hand the session back afterwards."""
 

@@ -36,10 +36,13 @@ jobs) runs as a thread in the job process, so the supervisor stays single-thread
 to fork.
 
 rq's own bookkeeping is trimmed of writes that nothing reads (`JobProcessWorker`): coalesced
-heartbeats, no second "idle" state write per job, no closing heartbeat on a finished job. That
-leaves nine Redis round trips per job (from thirteen), with rq's started registry, execution
-records and results as rq keeps them. Outbound mail, the bulk of the jobs, is delivered in
-batches, so a backlog pays rq once per batch rather than per email (`echo.mail.tasks`).
+heartbeats, the suspension check at most once a second, no second "idle" state write per job, no
+closing heartbeat on a finished job. That leaves eight Redis round trips per job, with rq's started
+registry, execution records and results as rq keeps them. Jobs marked `echo.jobs.self_recording`
+(deliveries: their outbox rows are the record) skip those records too, which leaves three round
+trips: the pop, the fetch and the job's deletion. Outbound mail, the bulk of the jobs, is
+also delivered in batches, so a backlog pays rq once per batch rather than per email
+(`echo.mail.tasks`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from rq import SimpleWorker
 from rq.logutils import setup_loghandlers
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
+from rq.worker import WorkerStatus
 
 from echo import jobs
 from echo.jobs import QUEUES, redis_connection
@@ -240,6 +244,7 @@ class JobProcessWorker(SimpleWorker):
     """rq's in-process worker that reports each job's deadline and asks to be replaced when it should be."""
 
     _beat_at, _beat_ttl = 0.0, 0  # when the last heartbeat went out, and for how long
+    _running_since_check = -1.0  # time.monotonic() when the workers were last seen not suspended
 
     def __init__(self, *args, supervisor: _Supervisor, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -255,7 +260,10 @@ class JobProcessWorker(SimpleWorker):
         shared.deadline = time.monotonic() + timeout + self.supervisor.hang_grace if timeout > 0 else 0.0
         try:
             with self.supervisor.app.app_context():  # each job its own context (a fresh `g`) and session
-                super().execute_job(job, queue)
+                if _self_recording(job):
+                    self._perform_self_recording(job, queue, timeout)
+                else:
+                    super().execute_job(job, queue)
         finally:
             shared.deadline = 0.0
             shared.jobs += 1
@@ -263,6 +271,42 @@ class JobProcessWorker(SimpleWorker):
         if self.timed_out or self.jobs_done >= self.supervisor.max_jobs or _peak_rss_mb() > self.supervisor.max_rss_mb:
             self.replace = True
             self._stop_requested = True  # rq's loop stops before taking another job
+
+    def _perform_self_recording(self, job, queue, timeout: int) -> None:
+        """Run a job that records its own outcome (`echo.jobs.self_recording`) without rq's records of it.
+
+        rq would write the job's execution record, started registry entry, status, heartbeat and
+        result, and the worker's busy state, before and after it: five round trips to Redis that
+        nothing reads for a delivery, whose outbox row says what happened (and whose sweeper, not
+        rq's registries, recovers it if this process dies). So the job is deleted as it starts and
+        run under the same timeout. Only a failure goes to rq, as rq records any failure: the job
+        is saved back, failed and kept in the failed registry with its traceback."""
+        self.connection.delete(job.key)
+        self.heartbeat(timeout + 60 if timeout > 0 else None)  # skipped when the last beat covers the job
+        job.started_at = now()
+        try:
+            with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
+                job.perform()
+        except BaseException:  # as rq's perform_job: whatever ended the job, the job failed
+            exc_info = sys.exc_info()
+            job.save()
+            self._finalize_failure(job, queue, self.prepare_execution(job), exc_info)
+            self.set_state(WorkerStatus.IDLE)
+            return
+        job.ended_at = now()
+        self.log.info("Worker %s: %s: job OK (%s) in %.0f ms", self.name, queue.name, job.id,
+                      (job.ended_at - job.started_at).total_seconds() * 1000)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """rq's, asked at most once a second while the workers are not suspended.
+
+        rq asks Redis before every job, so one more round trip per job. A worker already waits
+        for its next job up to minutes after checking, so a suspension (`rq suspend`) is never
+        seen sooner than that by a waiting worker; a busy one now sees it within a second."""
+        if time.monotonic() - self._running_since_check < 1.0:
+            return
+        super().check_for_suspension(burst)
+        self._running_since_check = time.monotonic()
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         """rq's heartbeat, skipped when one at least as long went out under a second ago.
@@ -298,6 +342,13 @@ class JobProcessWorker(SimpleWorker):
         if isinstance(exc_info[1], JobTimeoutException):
             self.timed_out = True
         super().handle_exception(job, *exc_info)
+
+
+def _self_recording(job) -> bool:
+    try:
+        return jobs.is_self_recording(job.func)
+    except Exception:  # a function that cannot be imported: rq's own path fails the job, and says why
+        return False
 
 
 def _peak_rss_mb() -> float:

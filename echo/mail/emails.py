@@ -133,14 +133,6 @@ email("assignment")(_agent_notification)
 email("customer_reply")(_agent_notification)
 
 
-def preload(outboxes: list[OutboxMessage]) -> list[Ticket]:
-    """Load the tickets of a batch of outbox rows in one query, for the builders' `get_one` to find.
-
-    The session holds loaded rows weakly: keep the returned list while rendering."""
-    ids = {o.ticket_id for o in outboxes if o.ticket_id is not None}
-    return list(db.session.scalars(select(Ticket).where(Ticket.id.in_(ids)))) if len(ids) > 1 else []
-
-
 def render(outbox: OutboxMessage) -> OutgoingEmail:
     """Turn an outbox entry into the email Postmark will send."""
     settings = current_app.config["ECHO"]

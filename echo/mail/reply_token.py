@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import uuid
@@ -42,6 +43,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+@functools.lru_cache(maxsize=8)
 def _key(secret: str, version: bytes) -> bytes:
     return hmac.new(secret.encode(), b"echo.reply-token." + version, hashlib.sha256).digest()
 

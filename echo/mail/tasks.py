@@ -6,8 +6,8 @@ stale `sending` row and asks Postmark (by the Metadata we sent) whether it went 
 crash never causes a second email.
 
 New email is delivered in batches (`deliver_due`), because the outbox is already a durable
-queue and rq's bookkeeping per job (about ten Redis round trips) costs nearly as much CPU as a
-delivery itself. Each email still gets its own rq job, named after it (`job_options`), but the
+queue and an rq job, even the worker's lightest (`self_recording`: three Redis round trips), costs
+CPU that a batch pays once. Each email still gets its own rq job, named after it (`job_options`), but the
 job that runs first claims every due row it can lock, `DRAIN_BATCH` at a time with FOR UPDATE
 SKIP LOCKED (so workers share a backlog without waiting on each other), and cancels the queued
 jobs of the emails it handled. When mail piles up, rq is paid once per batch; an email that
@@ -20,6 +20,7 @@ named row: retries from the sweeper, recovery of a dead worker's sends, an agent
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -27,16 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, literal, null, or_, select, true, update
+from sqlalchemy import ARRAY, Integer, Select, Text, Uuid, any_, bindparam, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from echo.customers.models import Customer
 from echo.db import affected_rows, execute_compiled, utcnow
 from echo.extensions import db
-from echo.jobs import cancel_queued_jobs, queue, task
+from echo.jobs import cancel_queued_jobs, queue, self_recording, task
 from echo.mail import emails, postmark
 from echo.mail.models import CUSTOMER_EMAILS, OutboxMessage
-from echo.tickets.models import MessageId
+from echo.tickets.models import MessageId, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def retry_delay(attempts: int) -> int:
     return RETRY_DELAYS[min(max(attempts, 1) - 1, len(RETRY_DELAYS) - 1)]
 
 
+@self_recording
 @task
 def deliver(outbox_id: str) -> str:
     """Send one outbox entry if it is due; safe to run any number of times for the same id."""
@@ -83,8 +87,7 @@ def deliver(outbox_id: str) -> str:
         return outbox.state
 
     message = emails.render(outbox)
-    outbox.state, outbox.attempted_at = "sending", now
-    outbox.attempts += 1
+    _mark_sending([outbox], now)
     _commit_keeping_values()
 
     try:
@@ -109,6 +112,7 @@ def _fail_bounced(outbox: OutboxMessage) -> None:
     outbox.last_error = "Not sent: this address bounced. Clear the bounce to send again."
 
 
+@self_recording
 @task
 def deliver_due(outbox_id: str) -> int:
     """Deliver what is due, oldest first, a claimed batch at a time (see the module docstring); how many were sent.
@@ -140,6 +144,23 @@ class _Claimed:
     send_by: float  # time.monotonic() after which it is handed back unsent
 
 
+@functools.cache
+def _claim_due_statement() -> Select:
+    """The claim, built once (on first use, when every model is mapped): constructing it cost about as
+    much as running it. A NULL `first` orders nothing. Each row comes with its ticket, for the
+    builders' `get_one` to find, but not with the ticket's customer and assignee (joined by default),
+    which no email shows."""
+    return (
+        select(OutboxMessage, _bounced(), Ticket)
+        .outerjoin(Ticket, Ticket.id == OutboxMessage.ticket_id)
+        .options(lazyload(Ticket.customer), lazyload(Ticket.assignee))
+        .where(OutboxMessage.state == "queued", OutboxMessage.next_attempt_at <= bindparam("now"),
+               OutboxMessage.id.not_in(bindparam("unrenderable", expanding=True)))
+        .order_by(OutboxMessage.id != bindparam("first"), OutboxMessage.next_attempt_at)
+        .limit(bindparam("batch", type_=Integer)).with_for_update(skip_locked=True, of=OutboxMessage)
+    )
+
+
 def _claim_due(now: datetime, unrenderable: set[uuid.UUID],
                first: uuid.UUID | None = None) -> tuple[int, list[_Claimed], list[uuid.UUID]]:
     """Lock up to DRAIN_BATCH due rows (`first` before the others), render them and commit them `sending`.
@@ -148,17 +169,11 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID],
     (their recipient bounced). Rows are rendered before they are marked, as in `deliver`, so an
     email that cannot be built is left queued, not half-sent."""
     send_by = time.monotonic() + SEND_WINDOW
-    rows = db.session.execute(
-        select(OutboxMessage, _bounced())
-        .where(OutboxMessage.state == "queued", OutboxMessage.next_attempt_at <= now,
-               OutboxMessage.id.not_in(unrenderable) if unrenderable else true())
-        .order_by(*([OutboxMessage.id != first] if first else []), OutboxMessage.next_attempt_at)
-        .limit(DRAIN_BATCH).with_for_update(skip_locked=True, of=OutboxMessage)
-    ).all()
-    loaded = emails.preload([outbox for outbox, _ in rows])  # noqa: F841  (held while rendering)
+    params = {"now": now, "unrenderable": list(unrenderable), "first": first, "batch": DRAIN_BATCH}
+    rows = db.session.execute(_claim_due_statement(), params).all()  # held while rendering, with their tickets
     batch: list[_Claimed] = []
     settled: list[uuid.UUID] = []
-    for outbox, bounced in rows:
+    for outbox, bounced, _ticket in rows:
         if bounced:
             _fail_bounced(outbox)
             settled.append(outbox.id)
@@ -171,10 +186,20 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID],
             unrenderable.add(outbox.id)
             return DRAIN_BATCH, [], []
         batch.append(_Claimed(outbox, message, now, outbox.attempted_at, send_by))
-        outbox.state, outbox.attempted_at = "sending", now
-        outbox.attempts += 1
+    _mark_sending([item.outbox for item in batch], now)
     db.session.commit()
     return len(rows), batch, settled
+
+
+def _mark_sending(outboxes: list[OutboxMessage], now: datetime) -> None:
+    """Mark claimed rows `sending` in one once-compiled UPDATE (not an ORM flush), and the loaded rows with them."""
+    if not outboxes:
+        return
+    execute_compiled(db.session.connection(), _MARK_SENDING, {"ids": [outbox.id for outbox in outboxes], "now": now})
+    for outbox in outboxes:
+        set_committed_value(outbox, "state", "sending")
+        set_committed_value(outbox, "attempted_at", now)
+        set_committed_value(outbox, "attempts", outbox.attempts + 1)
 
 
 def _send_batch(batch: list[_Claimed]) -> tuple[int, list[uuid.UUID], bool]:
@@ -233,6 +258,8 @@ def _release(unsent: list[_Claimed]) -> None:
 SECRET_CONTEXT_KEYS = ("link",)
 
 _outbox = OutboxMessage.__table__
+_MARK_SENDING = (update(_outbox).where(_outbox.c.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+                 .values(state="sending", attempted_at=bindparam("now"), attempts=_outbox.c.attempts + 1))
 _MARK_SENT = (update(_outbox).where(_outbox.c.id == bindparam("id"))
               .values(state="sent", sent_at=bindparam("sent_at"), last_error=null(),
                       postmark_message_id=bindparam("postmark_id"),

@@ -5,6 +5,8 @@ import signal
 import time
 from pathlib import Path
 
+from echo.jobs import self_recording
+
 
 def note_pid(path: str) -> int:
     with Path(path).open("a") as f:
@@ -23,3 +25,20 @@ def ignore_alarm(path: str, seconds: float) -> None:
     note_pid(path)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     time.sleep(seconds)
+
+
+@self_recording
+def note_pid_self_recorded(path: str) -> int:
+    """A job whose outcome its own records keep (as a delivery's outbox row does)."""
+    return note_pid(path)
+
+
+@self_recording
+def fail_self_recorded(path: str) -> None:
+    note_pid(path)
+    raise RuntimeError("the job broke")
+
+
+@self_recording
+def sleep_self_recorded(path: str, seconds: float) -> None:
+    sleep(path, seconds)

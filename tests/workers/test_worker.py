@@ -11,6 +11,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = "tests.workers.jobs"
@@ -91,6 +92,33 @@ def test_a_job_stuck_where_the_alarm_cannot_reach_is_killed_and_work_goes_on(wor
     assert Job.fetch(after.id, connection=jobs.connection).get_status() == "finished"
     (stuck_pid, _), (next_pid, _) = noted(log)
     assert stuck_pid != next_pid and not alive(stuck_pid)
+
+
+def test_a_self_recording_job_runs_without_rq_records_and_its_failure_is_kept(worker, jobs, tmp_path):
+    log = tmp_path / "pids"
+    done = jobs.enqueue(f"{JOBS}.note_pid_self_recorded", str(log))
+    broken = jobs.enqueue(f"{JOBS}.fail_self_recorded", str(log))
+    assert worker().wait(60) == 0
+    assert len(noted(log)) == 2
+    assert not jobs.connection.exists(done.key)  # no status, result or execution left behind
+    assert StartedJobRegistry("default", connection=jobs.connection).count == 0
+    assert FinishedJobRegistry("default", connection=jobs.connection).count == 0
+    broken = Job.fetch(broken.id, connection=jobs.connection)  # a failure is kept, as rq keeps any
+    assert broken.get_status() == "failed" and "the job broke" in broken.latest_result().exc_string
+    assert broken.id in FailedJobRegistry("default", connection=jobs.connection)
+
+
+def test_a_self_recording_job_past_its_timeout_fails_and_a_fresh_process_runs_the_next(worker, jobs, tmp_path):
+    log = tmp_path / "pids"
+    slow = jobs.enqueue(f"{JOBS}.sleep_self_recorded", str(log), 60, job_timeout=1)
+    jobs.enqueue(f"{JOBS}.note_pid_self_recorded", str(log))
+    started = time.monotonic()
+    assert worker().wait(60) == 0
+    assert time.monotonic() - started < 30
+    slow = Job.fetch(slow.id, connection=jobs.connection)
+    assert slow.get_status() == "failed" and "JobTimeoutException" in slow.latest_result().exc_string
+    (timed_out, _), (next_one, _) = noted(log)
+    assert timed_out != next_one
 
 
 def test_sigterm_lets_the_running_job_finish_then_stops(worker, jobs, tmp_path):
