@@ -15,6 +15,7 @@ import puremagic
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from echo.attachments import tnef
 from echo.attachments.models import Attachment
 from echo.attachments.storage import new_key, storage
 from echo.extensions import db
@@ -46,7 +47,8 @@ def decode_files(items, max_bytes: int) -> tuple[list[IncomingFile], list[str]]:
 
     Mail is never refused for an attachment: one over the size limit is left out (its size is
     checked before anything is decoded), base64 with stray characters or missing padding is
-    read as mail clients read it, and what is no base64 at all is kept undecoded.
+    read as mail clients read it, and what is no base64 at all is kept undecoded. The files
+    inside an Outlook winmail.dat are unpacked beside it.
     """
     files, problems = [], []
     limit = f"{max_bytes / (1024 * 1024):g} MB"
@@ -68,6 +70,12 @@ def decode_files(items, max_bytes: int) -> tuple[list[IncomingFile], list[str]]:
             filename=name, content_type=checked_content_type(item.ContentType, data), data=data,
             content_id=item.ContentID.strip().strip("<>").lower() or None,
         ))
+        if tnef.is_tnef(name, item.ContentType):  # Outlook's winmail.dat: its files go beside it
+            inside, unpack_problems = tnef.unpack(data, name, max_bytes)
+            problems += unpack_problems
+            for member in inside:
+                files.append(IncomingFile(clean_filename(member.filename, len(files) + 1),
+                                          checked_content_type(member.content_type, member.data), member.data, None))
     return files, problems
 
 
