@@ -72,7 +72,8 @@ from workers import clock
 
 log = logging.getLogger(__name__)
 
-JOB_MODULES = ("echo.mail.tasks", "echo.tickets.tasks", "echo.privacy.tasks")  # every module that defines jobs
+# Every module that defines jobs, imported before any thread starts or process forks.
+JOB_MODULES = ("echo.mail.tasks", "echo.tickets.tasks", "echo.privacy.tasks", "echo.attachments.tasks")
 MAX_JOBS = 1000
 MAX_RSS_MB = 400
 HANG_GRACE = 60.0  # seconds past a job's timeout before its process is killed

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from flask import current_app
 from postmarker.core import PostmarkClient
 from postmarker.exceptions import ClientError
@@ -15,10 +16,25 @@ PERMANENT_ERROR_CODES = {300, 406, 409, 411, 412, 413, 415, 416, 422, 1000, 1001
 
 
 class SendError(Exception):
-    def __init__(self, message: str, *, permanent: bool, error_code: int | None = None):
+    """A send that did not succeed. `maybe_sent`: the request may have reached Postmark (its answer
+    was lost or unreadable), so the email must be looked up, never sent again blindly."""
+
+    def __init__(self, message: str, *, permanent: bool, error_code: int | None = None, maybe_sent: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.error_code = error_code
+        self.maybe_sent = maybe_sent
+
+
+def _never_reached(exc: requests.RequestException) -> bool:
+    """Whether the error proves the request never reached Postmark: the connection was never made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        return isinstance(reason, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError))
+    return False
 
 
 @dataclass(frozen=True)
@@ -93,5 +109,13 @@ def send(email: OutgoingEmail) -> str:
         status = exc.response.status_code if exc.response is not None else 0
         raise SendError(f"Postmark answered HTTP {status}", permanent=False) from None
     except requests.RequestException as exc:
-        raise SendError(f"could not reach Postmark: {type(exc).__name__}", permanent=False) from None
+        # A read time-out, a connection lost after the request was written, an unreadable 2xx:
+        # Postmark may have the email. Only a connection never made is safe to retry blindly.
+        if _never_reached(exc):
+            raise SendError(f"could not reach Postmark: {type(exc).__name__}", permanent=False) from None
+        raise SendError(f"Postmark's answer was lost ({type(exc).__name__}); it is asked before any resend",
+                        permanent=False, maybe_sent=True) from None
+    if not isinstance(response, dict) or "MessageID" not in response:
+        raise SendError("Postmark's answer had no MessageID; it is asked before any resend", permanent=False,
+                        maybe_sent=True)
     return response["MessageID"]

@@ -314,7 +314,11 @@ def _recover(outbox: OutboxMessage) -> str:
 
 def _record_failure(outbox: OutboxMessage, exc: postmark.SendError) -> str:
     outbox.last_error = str(exc)[:1000]
-    if exc.permanent:
+    if exc.maybe_sent:
+        # Left `sending`: once stale, the sweeper's recovery asks Postmark (by the outbox id in the
+        # metadata) and records the email it finds, or sends it then; never a blind second copy.
+        outbox.state = "sending"
+    elif exc.permanent:
         outbox.state = "failed"
         if exc.error_code in (300, 406):
             _flag_recipient(outbox.to_email)
