@@ -68,6 +68,8 @@ def mint_jwt(customer: Customer, session_id: str, *, now: datetime | None = None
 def start_session(customer: Customer) -> tuple[str, datetime]:
     """Open a session for a customer who proved a passkey; returns its first JWT."""
     session_id = secrets.token_urlsafe(24)
+    while session_id.startswith("-"):  # an operator pastes it into `echo-desk portal revoke-session SID`
+        session_id = secrets.token_urlsafe(24)
     now = utcnow()
     record = CustomerSession(id=token_hash(session_id), customer_id=customer.id,
                              expires_at=now + SESSION_MAX)

@@ -56,7 +56,9 @@ def test_odd_iat_and_exp_claims_are_a_401_never_a_500(client, alice, claims):
 
 
 def revoke(app, *args):
-    result = app.test_cli_runner().invoke(args=["portal", "revoke-session", *args])
+    options = [a for a in args if a.startswith("--") and a != "--"]
+    ids = [a for a in args if a not in options]
+    result = app.test_cli_runner().invoke(args=["portal", "revoke-session", *options, "--", *ids])
     assert result.exit_code == 0, result.output
     return result.output
 
