@@ -74,7 +74,9 @@ def check(secret: str, token: str) -> Token | None:
     except (binascii.Error, ValueError):
         return None
     signed, mac = raw[:18], raw[18:]
-    if len(raw) != 28 or not hmac.compare_digest(mac, _mac(secret, b"v2", signed)):
+    # base32 of 28 bytes leaves one spare bit in the last character: only the canonical spelling
+    # is ours, so that no two tokens name the same ticket
+    if len(raw) != 28 or _b32(raw) != token.lower() or not hmac.compare_digest(mac, _mac(secret, b"v2", signed)):
         return None
     return Token(uuid.UUID(bytes=signed[:16]), EPOCH + timedelta(days=int.from_bytes(signed[16:], "big")))
 
@@ -85,7 +87,7 @@ def _check_legacy(secret: str, token: str) -> Token | None:
         mac = base64.b32decode(token[26:].upper())
     except (binascii.Error, ValueError):
         return None
-    if len(ticket_bytes) != 16:
+    if len(ticket_bytes) != 16 or _b32(ticket_bytes) != token[:26].lower():
         return None
     if not hmac.compare_digest(mac, _mac(secret, b"v1", ticket_bytes)):
         return None

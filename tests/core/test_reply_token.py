@@ -65,3 +65,15 @@ def test_reply_address_keeps_the_support_mailbox():
     address = reply_token.reply_address("k", "support@raxx.app", ticket_id)
     local, domain = address.split("@")
     assert domain == "raxx.app" and local.startswith("support+") and len(local) <= 64
+
+
+def test_only_the_canonical_spelling_verifies():
+    """base32 leaves spare bits in the last character; a second spelling of a token is not ours."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    for _ in range(20):
+        token = reply_token.mint("key-one", uuid.uuid4())
+        spare = alphabet[alphabet.index(token[-1]) ^ 1]  # the last character's spare (lowest) bit flipped
+        assert reply_token.verify("key-one", token[:-1] + spare) is None
+        legacy = legacy_token("key-one", uuid.uuid4())
+        respelt = legacy[:25] + alphabet[alphabet.index(legacy[25]) ^ 1] + legacy[26:]
+        assert reply_token.verify("key-one", respelt) is None
