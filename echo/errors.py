@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, jsonify, make_response, render_template, request
+from redis import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
 from werkzeug.routing import RoutingException
@@ -95,6 +96,7 @@ def register_error_handlers(blueprint: Blueprint) -> None:
         blueprint.register_error_handler(code, _http_error)
     blueprint.register_error_handler(HTTPException, _http_error)
     blueprint.register_error_handler(OperationalError, _database_unavailable)
+    blueprint.register_error_handler(RedisError, _redis_unavailable)
     blueprint.register_error_handler(DBAPIError, _database_error)
 
 
@@ -164,6 +166,11 @@ def _http_error(exc: HTTPException):
 def _database_unavailable(exc: OperationalError):
     # A 5xx makes Postmark retry later, which is what we want while the database is away.
     log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+    return error_response("unavailable", "The service is temporarily unavailable; please retry.", 503)
+
+
+def _redis_unavailable(exc: RedisError):
+    log.error("Redis unavailable: %s", type(exc).__name__)
     return error_response("unavailable", "The service is temporarily unavailable; please retry.", 503)
 
 

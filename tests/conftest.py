@@ -152,12 +152,14 @@ def db(app):
 @pytest.fixture
 def run_jobs(app):
     """Work every queued job in this process, as a worker would, until the queues are empty."""
-    from echo.jobs import redis_connection
+    from echo.jobs import worker_connection
 
     def run() -> None:
-        connection = redis_connection()
+        with app.app_context():  # the worker's own context and session, as in a worker process
+            connection = worker_connection()
         with app.app_context():  # the worker's own context and session, as in a worker process
             SimpleWorker(list(QUEUES), connection=connection).work(burst=True)
+        connection.close()
         _db.session.expire_all()
 
     return run

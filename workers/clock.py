@@ -9,9 +9,13 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from echo.jobs import queue, redis_connection
+from echo.jobs import exclusive_key, queue, redis_connection
 
 log = logging.getLogger(__name__)
+
+
+# How long a one-at-a-time job's mark outlives a job that never cleared it (its worker was killed).
+EXCLUSIVE_TTL = 300
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ def schedule() -> list[Every]:
     from echo.tickets.tasks import auto_close
 
     return [
-        Every(10, sweep_outbox, "mail"),  # retries are due within seconds of their time
+        Every(10, sweep_outbox, "sweep"),  # retries are due within seconds of their time
         Every(3600, auto_close, "maintenance"),
         Every(24 * 3600, retention, "maintenance"),
         Every(6 * 3600, sweep_orphans, "maintenance"),
@@ -36,15 +40,22 @@ def schedule() -> list[Every]:
 
 
 def tick(app: Flask, jobs: list[Every] | None = None) -> list[str]:
-    """Enqueue each periodic job whose slot is free; the slot lasts one period, cluster-wide."""
+    """Enqueue each periodic job whose slot is free; the slot lasts one period, cluster-wide.
+
+    A job marked `echo.jobs.exclusive` is skipped while the last one is still waiting or running
+    (a busy worker would otherwise find a pile of them), and is marked until it ends."""
     fired = []
     with app.app_context():
         redis = redis_connection()
         for job in jobs or schedule():
             name = f"{job.func.__module__}.{job.func.__name__}"
-            if redis.set(f"echo:clock:{name}", "1", nx=True, ex=job.seconds):
-                queue(job.queue_name).enqueue(job.func)
-                fired.append(name)
+            if not redis.set(f"echo:clock:{name}", "1", nx=True, ex=job.seconds):
+                continue
+            if getattr(job.func, "echo_exclusive", False) and not redis.set(
+                    exclusive_key(job.func), "1", nx=True, ex=max(EXCLUSIVE_TTL, job.seconds)):
+                continue
+            queue(job.queue_name).enqueue(job.func)
+            fired.append(name)
     return fired
 
 

@@ -67,7 +67,7 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from echo import jobs
-from echo.jobs import QUEUES, redis_connection
+from echo.jobs import QUEUES, worker_connection
 from workers import clock
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ MAX_JOBS = 1000
 MAX_RSS_MB = 400
 HANG_GRACE = 60.0  # seconds past a job's timeout before its process is killed
 POLL = 0.25  # seconds between the supervisor's looks at its job process
+MAX_BACKOFF = 10.0  # seconds, at most, between job processes that keep failing at once (Redis away)
 
 _REPLACE = 3  # a job process's exit status: "fork another one" (recycled, or a job timed out)
 _CRASHED = 70
@@ -152,7 +153,7 @@ class _Supervisor:
                 # backing off while they keep failing fast.
                 quick_exits = quick_exits + 1 if time.monotonic() - started < 10 else 0
                 log.warning("job process exited with status %s; starting another", status)
-                self._sleep(min(30.0, 2.0 ** quick_exits) if quick_exits else 0.0)
+                self._sleep(min(MAX_BACKOFF, 2.0 ** quick_exits) if quick_exits else 0.0)
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -230,7 +231,7 @@ def _work(supervisor: _Supervisor) -> int:
     app, stop = supervisor.app, threading.Event()
     with app.app_context():
         db.engine.dispose(close=False)  # never share a pooled connection with another process
-        connection = redis_connection()
+        connection = worker_connection()
     if not supervisor.burst:
         clock.start(app, stop)
     try:

@@ -11,6 +11,11 @@ from flask import current_app
 from postmarker.core import PostmarkClient
 from postmarker.exceptions import ClientError
 
+# Bounded time per attempt: Postmark answers in well under a second; one that does not is left to the
+# sweeper's recovery (a read time-out may mean Postmark has the email, and it is asked, not resent).
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+
 # Postmark ErrorCodes that no retry will fix: inactive recipient, invalid address, and friends.
 PERMANENT_ERROR_CODES = {300, 406, 409, 411, 412, 413, 415, 416, 422, 1000, 1001}
 
@@ -56,7 +61,8 @@ def client() -> PostmarkClient:
     if postmark is None:
         settings = current_app.config["ECHO"]
         api_url = settings.postmark_api_url.rstrip("/") + "/"
-        postmark = PostmarkClient(server_token=settings.postmark_server_token, root_api_url=api_url, timeout=15)
+        postmark = PostmarkClient(server_token=settings.postmark_server_token, root_api_url=api_url,
+                                  timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
         # The proxy and CA-bundle variables requests honours, read once here: with trust_env it
         # re-reads the whole environment on every send, half the CPU of a send.
         session = postmark.session

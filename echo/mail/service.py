@@ -20,7 +20,7 @@ def mint_message_id() -> str:
 def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, thread_id: uuid.UUID | None = None,
                 context: dict | None = None) -> OutboxMessage:
     """Add an outbox entry and schedule its delivery for after the commit."""
-    from echo.mail.tasks import deliver_due, job_options
+    from echo.mail.tasks import deliver_due, job_options, queue_for
 
     outbox = OutboxMessage(
         id=uuid.uuid4(), kind=kind, to_email=to_email, ticket_id=ticket.id if ticket else None,
@@ -30,7 +30,7 @@ def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, threa
     if ticket is not None and kind in CUSTOMER_EMAILS:
         db.session.add(MessageId(message_id=outbox.message_id, ticket_id=ticket.id, thread_id=thread_id,
                                  origin="outbound"))
-    enqueue_after_commit(deliver_due, str(outbox.id), queue_name="mail", **job_options(outbox.id))
+    enqueue_after_commit(deliver_due, str(outbox.id), queue_name=queue_for(kind), **job_options(outbox.id))
     return outbox
 
 
@@ -39,8 +39,8 @@ def acknowledgement_params(in_reply_to: str | None) -> dict:
 
     Its delivery is scheduled here, for after the commit, like every other email's.
     """
-    from echo.mail.tasks import deliver_due, job_options
+    from echo.mail.tasks import deliver_due, job_options, queue_for
 
     outbox_id = uuid.uuid4()
-    enqueue_after_commit(deliver_due, str(outbox_id), queue_name="mail", **job_options(outbox_id))
+    enqueue_after_commit(deliver_due, str(outbox_id), queue_name=queue_for("acknowledgement"), **job_options(outbox_id))
     return {"ack_id": outbox_id, "ack_message_id": mint_message_id(), "ack_context": {"in_reply_to": in_reply_to}}

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 import uuid
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import ARRAY, Integer, Select, Text, Uuid, any_, bindparam, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.orm import lazyload
@@ -36,7 +40,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from echo.customers.models import Customer
 from echo.db import affected_rows, execute_compiled, utcnow
 from echo.extensions import db
-from echo.jobs import cancel_queued_jobs, queue, self_recording, task
+from echo.jobs import cancel_queued_jobs, exclusive, queue, redis_connection, self_recording, task, waiting_jobs
 from echo.mail import emails, postmark
 from echo.mail.models import CUSTOMER_EMAILS, OutboxMessage
 from echo.tickets.models import MessageId, Ticket
@@ -49,6 +53,16 @@ STALE_SENDING = timedelta(minutes=2)
 DRAIN_BATCH = 20  # rows claimed (and committed `sending`) at a time
 DRAIN_SECONDS = 10.0  # a batch job stops claiming after this; the jobs of what is still due carry on
 SEND_WINDOW = 30.0  # seconds after its claim by which a row must be on its way to Postmark, or go back
+SEND_CONCURRENCY = 8  # sends in flight at once in one job process
+SWEEP_LIMIT = 500  # rows looked at by one sweep, oldest first
+# An agent's answer to a customer: its jobs have their own queue, which workers take first, and a
+# batch claims it before other mail, so it never waits behind acknowledgements and notifications.
+PRIORITY_KINDS = frozenset({"reply"})
+
+
+def queue_for(kind: str) -> str:
+    """The queue of an email's delivery jobs."""
+    return "replies" if kind in PRIORITY_KINDS else "mail"
 
 
 def job_options(outbox_id: str | uuid.UUID) -> dict[str, Any]:
@@ -56,6 +70,11 @@ def job_options(outbox_id: str | uuid.UUID) -> dict[str, Any]:
     the email can cancel it. Its result is kept briefly: rq 3 spends six more round trips deleting a
     job at once (`result_ttl=0`) than letting it expire."""
     return {"job_id": f"deliver-{outbox_id}", "result_ttl": 60}
+
+
+def recovery_job_options(outbox_id: str | uuid.UUID) -> dict[str, Any]:
+    """rq options for the job that recovers an email left `sending` (`deliver`)."""
+    return {"job_id": f"recover-{outbox_id}", "result_ttl": 60}
 
 
 def retry_delay(attempts: int) -> int:
@@ -115,24 +134,20 @@ def _fail_bounced(outbox: OutboxMessage) -> None:
 @self_recording
 @task
 def deliver_due(outbox_id: str) -> int:
-    """Deliver what is due, oldest first, a claimed batch at a time (see the module docstring); how many were sent.
+    """Deliver what is due, oldest first, several at a time (see the module docstring); how many were sent.
 
     `outbox_id` is the email whose job this is. It goes first, so that whatever this job leaves
-    undone when it stops still has its own job to come.
+    undone when it stops still has its own job to come. Sends run in parallel, up to
+    SEND_CONCURRENCY, so that one slow answer from Postmark holds up only itself; the claim is
+    topped up as sends finish, and the database is written only by this (the job's) thread.
     """
-    started, own_job, sent = time.monotonic(), job_options(outbox_id)["job_id"], 0
-    first: uuid.UUID | None = uuid.UUID(outbox_id)
-    unrenderable: set[uuid.UUID] = set()
-    db.session().expire_on_commit = False  # rows stay loaded across the batch's commits (the session ends with the job)
-    while True:
-        locked, batch, settled = _claim_due(utcnow(), unrenderable, first)
-        first = None
-        batch_sent, attempted, complete = _send_batch(batch)
-        sent += batch_sent
-        cancel_queued_jobs("mail", [job_options(i)["job_id"] for i in settled + attempted
-                                    if job_options(i)["job_id"] != own_job])
-        if not complete or locked < DRAIN_BATCH or time.monotonic() - started > DRAIN_SECONDS:
-            return sent
+    run = _Drain(uuid.UUID(outbox_id))
+    try:
+        run.drain()
+    except BaseException:
+        run.abandon()
+        raise
+    return run.sent
 
 
 @dataclass(frozen=True)
@@ -144,39 +159,177 @@ class _Claimed:
     send_by: float  # time.monotonic() after which it is handed back unsent
 
 
+_NOT_SENT = "not-sent"  # a sender thread's answer for a claimed row it found past its send_by
+_senders: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _sender_pool() -> ThreadPoolExecutor:
+    """The job process's sender threads (made anew in a forked process, whose parent's threads are gone)."""
+    global _senders
+    if _senders is None or _senders[:2] != (os.getpid(), SEND_CONCURRENCY):
+        _senders = (os.getpid(), SEND_CONCURRENCY,
+                    ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="echo-send"))
+    return _senders[2]
+
+
+def _send_in_thread(app: Flask, item: _Claimed) -> str:
+    if time.monotonic() > item.send_by:
+        return _NOT_SENT
+    with app.app_context():
+        return postmark.send(item.message)
+
+
+class _Drain:
+    """One `deliver_due` run: claims due rows, keeps their sends in flight, records each answer.
+
+    Emails to one address go one after another, in the order they were claimed: a customer's mail
+    arrives in the order it was written, and an address Postmark finds dead is offered nothing more."""
+
+    def __init__(self, first: uuid.UUID) -> None:
+        self.started, self.sent = time.monotonic(), 0
+        self.first: uuid.UUID | None = first
+        self.own_job = job_options(first)["job_id"]
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.unrenderable: set[uuid.UUID] = set()
+        self.in_flight: dict[Future[str], _Claimed] = {}
+        self.held: dict[str, deque[_Claimed]] = {}  # address -> claimed rows waiting for its send in flight
+        self.dead_addresses: set[str] = set()
+        self.handled: list[OutboxMessage] = []  # rows done with, whose queued jobs are redundant
+        self.claiming = True
+        db.session().expire_on_commit = False  # rows stay loaded across the commits (the session ends with the job)
+        postmark.client()  # built here, once, not by the sender threads
+
+    def pending(self) -> int:
+        return len(self.in_flight) + sum(len(rows) for rows in self.held.values())
+
+    def drain(self) -> None:
+        while self.claiming or self.in_flight:
+            if self.claiming and self.pending() <= DRAIN_BATCH // 2:
+                self._claim()
+            if self.in_flight:
+                done, _ = wait(self.in_flight, return_when=FIRST_COMPLETED)
+                unsent = [item for future in done if (item := self._record(future)) is not None]
+                _release(unsent)
+            if time.monotonic() - self.started > DRAIN_SECONDS:
+                self.claiming = False
+            if not self.in_flight and not self.claiming:
+                _release([item for rows in self.held.values() for item in rows])
+                self.held.clear()
+            self._cancel_handled()
+
+    def _claim(self) -> None:
+        want = DRAIN_BATCH - self.pending()
+        locked, batch, settled = _claim_due(utcnow(), self.unrenderable, self.first, want)
+        self.first = None
+        self.handled += settled
+        if locked < want:
+            self.claiming = False  # nothing more is due now
+        # Each address's emails in the order they were written (an acknowledgement before the reply
+        # that followed it); the addresses in the claim's order, agents' replies first.
+        by_address: dict[str, list[_Claimed]] = {}
+        for item in batch:
+            by_address.setdefault(item.outbox.to_email, []).append(item)
+        for address, items in by_address.items():
+            items.sort(key=lambda item: item.outbox.created_at)
+            if address in self.held:
+                self.held[address].extend(items)
+            else:
+                self.held[address] = deque(items[1:])
+                self._submit(items[0])
+
+    def _submit(self, item: _Claimed) -> None:
+        if item.outbox.to_email in self.dead_addresses:  # an earlier email found the address dead
+            _fail_bounced(item.outbox)
+            db.session.commit()
+            self.handled.append(item.outbox)
+            self._next_for(item.outbox.to_email)
+            return
+        self.in_flight[_sender_pool().submit(_send_in_thread, self.app, item)] = item
+
+    def _next_for(self, address: str) -> None:
+        waiting = self.held.get(address)
+        if waiting:
+            self._submit(waiting.popleft())
+        else:
+            self.held.pop(address, None)
+
+    def _record(self, future: Future[str]) -> _Claimed | None:
+        """Record one finished send; the row back if it was never sent (its send_by had passed)."""
+        item = self.in_flight.pop(future)
+        outbox = item.outbox
+        try:
+            postmark_id = future.result()
+        except postmark.SendError as exc:
+            if _record_failure(outbox, exc) == "failed" and exc.error_code in (300, 406):
+                self.dead_addresses.add(outbox.to_email)
+        except Exception:  # whether Postmark has it is unknown: left `sending`, for the sweeper to ask
+            log.exception("outbox %s: the send failed unexpectedly; left for the sweeper to confirm", outbox.id)
+        else:
+            if postmark_id == _NOT_SENT:
+                self._next_for(outbox.to_email)
+                return item
+            _record_sent(_values(outbox), postmark_id)
+            self.sent += 1
+        self.handled.append(outbox)
+        self._next_for(outbox.to_email)
+        return None
+
+    def _cancel_handled(self) -> None:
+        by_queue: dict[str, list[str]] = {}
+        for outbox in self.handled:
+            job_id = job_options(outbox.id)["job_id"]
+            if job_id != self.own_job:
+                by_queue.setdefault(queue_for(outbox.kind), []).append(job_id)
+        self.handled = []
+        for queue_name, job_ids in by_queue.items():
+            cancel_queued_jobs(queue_name, job_ids)
+
+    def abandon(self) -> None:
+        """The job is ending on an error (its time-out, the database): hand back what no thread has begun.
+
+        A send already under way is left `sending`; whether Postmark has it is unknown, and the
+        sweeper will ask."""
+        unsent = [item for future, item in self.in_flight.items() if future.cancel()]
+        unsent += [item for rows in self.held.values() for item in rows]
+        self.in_flight.clear()
+        self.held.clear()
+        _release(unsent)
+
+
 @functools.cache
 def _claim_due_statement() -> Select:
     """The claim, built once (on first use, when every model is mapped): constructing it cost about as
-    much as running it. A NULL `first` orders nothing. Each row comes with its ticket, for the
-    builders' `get_one` to find, but not with the ticket's customer and assignee (joined by default),
-    which no email shows."""
+    much as running it. A NULL `first` orders nothing; agents' replies come before other mail. Each row
+    comes with its ticket, for the builders' `get_one` to find, but not with the ticket's customer and
+    assignee (joined by default), which no email shows."""
     return (
         select(OutboxMessage, _bounced(), Ticket)
         .outerjoin(Ticket, Ticket.id == OutboxMessage.ticket_id)
         .options(lazyload(Ticket.customer), lazyload(Ticket.assignee))
         .where(OutboxMessage.state == "queued", OutboxMessage.next_attempt_at <= bindparam("now"),
                OutboxMessage.id.not_in(bindparam("unrenderable", expanding=True)))
-        .order_by(OutboxMessage.id != bindparam("first"), OutboxMessage.next_attempt_at)
+        .order_by(OutboxMessage.id != bindparam("first"), OutboxMessage.kind.not_in(sorted(PRIORITY_KINDS)),
+                  OutboxMessage.next_attempt_at)
         .limit(bindparam("batch", type_=Integer)).with_for_update(skip_locked=True, of=OutboxMessage)
     )
 
 
-def _claim_due(now: datetime, unrenderable: set[uuid.UUID],
-               first: uuid.UUID | None = None) -> tuple[int, list[_Claimed], list[uuid.UUID]]:
-    """Lock up to DRAIN_BATCH due rows (`first` before the others), render them and commit them `sending`.
+def _claim_due(now: datetime, unrenderable: set[uuid.UUID], first: uuid.UUID | None = None,
+               limit: int = DRAIN_BATCH) -> tuple[int, list[_Claimed], list[OutboxMessage]]:
+    """Lock up to `limit` due rows (`first` before the others), render them and commit them `sending`.
 
-    Returns how many rows were locked, the claimed ones, and the ids of rows settled without a send
-    (their recipient bounced). Rows are rendered before they are marked, as in `deliver`, so an
+    Returns how many rows were locked, the claimed ones, and the rows settled without a send (their
+    recipient bounced). Rows are rendered before they are marked, as in `deliver`, so an
     email that cannot be built is left queued, not half-sent."""
     send_by = time.monotonic() + SEND_WINDOW
-    params = {"now": now, "unrenderable": list(unrenderable), "first": first, "batch": DRAIN_BATCH}
+    params = {"now": now, "unrenderable": list(unrenderable), "first": first, "batch": limit}
     rows = db.session.execute(_claim_due_statement(), params).all()  # held while rendering, with their tickets
     batch: list[_Claimed] = []
-    settled: list[uuid.UUID] = []
+    settled: list[OutboxMessage] = []
     for outbox, bounced, _ticket in rows:
         if bounced:
             _fail_bounced(outbox)
-            settled.append(outbox.id)
+            settled.append(outbox)
             continue
         try:
             message = emails.render(outbox)
@@ -184,7 +337,7 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID],
             log.exception("outbox %s: could not build the email; left queued", outbox.id)
             db.session.rollback()  # and the batch is claimed again without it
             unrenderable.add(outbox.id)
-            return DRAIN_BATCH, [], []
+            return limit, [], []
         batch.append(_Claimed(outbox, message, now, outbox.attempted_at, send_by))
     _mark_sending([item.outbox for item in batch], now)
     db.session.commit()
@@ -200,38 +353,6 @@ def _mark_sending(outboxes: list[OutboxMessage], now: datetime) -> None:
         set_committed_value(outbox, "state", "sending")
         set_committed_value(outbox, "attempted_at", now)
         set_committed_value(outbox, "attempts", outbox.attempts + 1)
-
-
-def _send_batch(batch: list[_Claimed]) -> tuple[int, list[uuid.UUID], bool]:
-    """Send and record each claimed row in turn: (sent, ids of the rows attempted, whether all were).
-
-    Rows still unsent when the batch stops early (`SEND_WINDOW` passed, or an error other than
-    Postmark's answer, such as the job's timeout) go back to the queue. The row being sent then is
-    left `sending`: whether Postmark has it is unknown, and the sweeper will ask."""
-    sent, attempted, dead_addresses = 0, list[uuid.UUID](), set[str]()
-    for i, item in enumerate(batch):
-        if time.monotonic() > item.send_by:
-            _release(batch[i:])
-            return sent, attempted, False
-        outbox = item.outbox
-        try:
-            if outbox.to_email in dead_addresses:  # an earlier email of this batch found the address dead
-                _fail_bounced(outbox)
-                db.session.commit()
-            else:
-                try:
-                    postmark_id = postmark.send(item.message)
-                except postmark.SendError as exc:
-                    if _record_failure(outbox, exc) == "failed" and exc.error_code in (300, 406):
-                        dead_addresses.add(outbox.to_email)
-                else:
-                    _record_sent(_values(outbox), postmark_id)
-                    sent += 1
-        except BaseException:
-            _release(batch[i + 1:])
-            raise
-        attempted.append(outbox.id)
-    return sent, attempted, True
 
 
 def _release(unsent: list[_Claimed]) -> None:
@@ -342,14 +463,24 @@ def _flag_recipient(address: str) -> None:
 
 
 @task
+@exclusive
 def sweep_outbox(now: datetime | None = None) -> int:
-    """Enqueue every outbox entry that is due: retries, lost enqueues, and sends a dead worker left."""
+    """Give a job to each due outbox entry that has none; how many jobs it enqueued.
+
+    Due: queued and past its next attempt (a retry, or an enqueue that Redis lost), or `sending` for
+    longer than STALE_SENDING (a worker died, or Postmark's answer was lost: `deliver` asks Postmark
+    before sending again). An entry whose job is still waiting, or running, is left alone: each
+    entry has one job at a time, however long the queue and however often the sweep runs. The
+    oldest come first, agents' replies before them, SWEEP_LIMIT per sweep; a batch delivers any
+    due entry, so those past the limit go out with the others' jobs. The clock runs one sweep at a
+    time (`echo.jobs.exclusive`), on its own queue."""
     now = now or utcnow()
-    due = db.session.scalars(
-        select(OutboxMessage.id).where(or_(
+    due = db.session.execute(
+        select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.state).where(or_(
             (OutboxMessage.state == "queued") & (OutboxMessage.next_attempt_at <= now),
             (OutboxMessage.state == "sending") & (OutboxMessage.attempted_at <= now - STALE_SENDING),
-        )).limit(500)
+        )).order_by(OutboxMessage.kind.not_in(sorted(PRIORITY_KINDS)), OutboxMessage.next_attempt_at)
+        .limit(SWEEP_LIMIT)
     ).all()
     db.session.rollback()
     expired = affected_rows(db.session.execute(
@@ -358,9 +489,18 @@ def sweep_outbox(now: datetime | None = None) -> int:
         .values(state="expired", last_error="Gave up after 24 hours of failed attempts.")
     ))
     db.session.commit()
-    mail = queue("mail")
-    for outbox_id in due:
-        mail.enqueue(deliver, str(outbox_id), **job_options(outbox_id))
     if expired:
         log.warning("%s outbox entries expired after 24 hours", expired)
-    return len(due)
+    # A stale send is recovered by `deliver`, which asks Postmark first (its own job id: a batch job
+    # still waiting for the row would find it `sending` and leave it); the rest go out in batches.
+    jobs = [(deliver, str(outbox_id), kind, recovery_job_options(outbox_id)) if state == "sending"
+            else (deliver_due, str(outbox_id), kind, job_options(outbox_id)) for outbox_id, kind, state in due]
+    waiting = waiting_jobs(options["job_id"] for _func, _id, _kind, options in jobs)
+    enqueued = 0
+    with redis_connection().pipeline() as pipe:
+        for func, outbox_id, kind, options in jobs:
+            if options["job_id"] not in waiting:
+                queue(queue_for(kind)).enqueue(func, outbox_id, pipeline=pipe, **options)
+                enqueued += 1
+        pipe.execute()
+    return enqueued

@@ -86,7 +86,7 @@ def clear_bounce(customer_id: uuid.UUID, *, actor: Actor) -> None:
 def retry_outbox(outbox_id: uuid.UUID, *, actor: Actor, ticket_id: uuid.UUID | None = None) -> OutboxMessage:
     """Put a failed or expired message back in the queue (after the agent fixed the cause)."""
     from echo.jobs import enqueue_after_commit
-    from echo.mail.tasks import deliver
+    from echo.mail.tasks import deliver_due, job_options, queue_for
 
     outbox = db.session.get(OutboxMessage, outbox_id)
     if outbox is None or (ticket_id is not None and outbox.ticket_id != ticket_id):
@@ -94,7 +94,7 @@ def retry_outbox(outbox_id: uuid.UUID, *, actor: Actor, ticket_id: uuid.UUID | N
     if outbox.state in ("failed", "expired"):
         outbox.state, outbox.next_attempt_at = "queued", utcnow()
         audit.record(actor, "outbox.retry", "outbox", outbox.id)
-        enqueue_after_commit(deliver, str(outbox.id), queue_name="mail")
+        enqueue_after_commit(deliver_due, str(outbox.id), queue_name=queue_for(outbox.kind), **job_options(outbox.id))
     return outbox
 
 

@@ -24,7 +24,7 @@ from echo.customers.service import CustomerRef
 from echo.db import affected_rows, utcnow
 from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
 from echo.extensions import db
-from echo.jobs import redis_connection
+from echo.jobs import note_redis_failure, redis_connection, redis_unavailable
 from echo.mail.service import acknowledgement_params, queue_email
 from echo.tickets import store
 from echo.tickets.models import CATEGORIES, STATUSES, MessageId, Thread, Ticket
@@ -206,12 +206,15 @@ def _within_acknowledgement_quota(address: str) -> bool:
     attack, and an outage does not make one."""
     domain = address.rpartition("@")[2]
     key = f"echo:acknowledgements:{domain}:{int(time.time() // 3600)}"
+    if redis_unavailable():
+        return True
     try:
         with redis_connection().pipeline() as pipe:
             pipe.incr(key)
             pipe.expire(key, 3600)
             count, _ = pipe.execute()
-    except RedisError:
+    except RedisError as exc:
+        note_redis_failure(exc)
         log.warning("acknowledgement quota not counted (Redis unavailable) for %s", domain)
         return True
     return count <= (ACK_LIMIT_FREE_MAIL if domain in FREE_MAIL_DOMAINS else ACK_LIMIT_PER_DOMAIN)

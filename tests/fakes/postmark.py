@@ -26,6 +26,7 @@ class FakePostmark:
         self.requests: list[dict] = []
         self.failures: list[tuple[int, dict | None]] = []
         self.delay_after_accept = 0.0  # seconds to hold the response after recording a message
+        self.slow_recipients: dict[str, float] = {}  # address -> seconds to hold the answer to mail for it
 
     @property
     def url(self) -> str:
@@ -46,6 +47,7 @@ class FakePostmark:
             self.requests.clear()
             self.failures.clear()
             self.delay_after_accept = 0.0
+            self.slow_recipients.clear()
 
     def fail_next(self, status: int = 500, error_code: int | None = None, times: int = 1,
                   message: str = "Simulated failure") -> None:
@@ -87,10 +89,12 @@ class FakePostmark:
             if not payload.get("From") or not payload.get("To"):
                 return _json({"ErrorCode": 300, "Message": "Invalid email request"}, 422)
             message_id = str(uuid.uuid4())
-            stored = dict(payload, MessageID=message_id, ReceivedAt=datetime.now(UTC).isoformat())
+            stored = dict(payload, MessageID=message_id, ReceivedAt=datetime.now(UTC).isoformat(),
+                          received=time.monotonic())
             self.sent.append(stored)
-        if self.delay_after_accept:
-            time.sleep(self.delay_after_accept)
+            delay = self.slow_recipients.get(payload["To"], self.delay_after_accept)
+        if delay:
+            time.sleep(delay)
         return _json({"To": payload["To"], "SubmittedAt": stored["ReceivedAt"], "MessageID": message_id,
                       "ErrorCode": 0, "Message": "OK"}, 200)
 

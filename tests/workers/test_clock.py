@@ -12,12 +12,12 @@ def test_each_job_fires_once_per_period_across_workers(app):
     assert sorted(first) == ["echo.attachments.tasks.sweep_orphans", "echo.mail.tasks.sweep_outbox",
                              "echo.privacy.tasks.retention", "echo.tickets.tasks.auto_close"]
     assert second == []
-    assert Queue("mail", connection=redis_connection()).count == 1
+    assert Queue("sweep", connection=redis_connection()).count == 1
     assert Queue("maintenance", connection=redis_connection()).count == 3
 
 
 def test_clock_jobs_run_in_a_worker(app, run_jobs):
     clock.tick(app)
     run_jobs()
-    assert Queue("mail", connection=redis_connection()).count == 0
+    assert Queue("sweep", connection=redis_connection()).count == 0
     assert Queue("maintenance", connection=redis_connection()).count == 0
