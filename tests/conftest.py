@@ -153,6 +153,7 @@ def db(app):
 def run_jobs(app):
     """Work every queued job in this process, as a worker would, until the queues are empty."""
     from echo.jobs import worker_connection
+    from echo.mail.tasks import wait_for_sends
 
     def run() -> None:
         with app.app_context():  # the worker's own context and session, as in a worker process
@@ -160,6 +161,7 @@ def run_jobs(app):
         with app.app_context():  # the worker's own context and session, as in a worker process
             SimpleWorker(list(QUEUES), connection=connection).work(burst=True)
         connection.close()
+        assert wait_for_sends(60)  # as a worker does before it stops
         _db.session.expire_all()
 
     return run
@@ -211,9 +213,12 @@ def agent_token(app):
 def call_task(app):
     """Call a job function directly, in its own app context and session as a worker would."""
 
+    from echo.mail.tasks import wait_for_sends
+
     def call(func, *args, **kwargs):
         with app.app_context():
             result = func(*args, **kwargs)
+        assert wait_for_sends(60)  # the emails a delivery job handed to its sender threads are recorded
         _db.session.expire_all()
         return result
 

@@ -68,6 +68,8 @@ from rq.worker import WorkerStatus
 
 from echo import jobs
 from echo.jobs import QUEUES, worker_connection
+from echo.mail import postmark
+from echo.mail.tasks import wait_for_sends
 from workers import clock
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ MAX_JOBS = 1000
 MAX_RSS_MB = 400
 HANG_GRACE = 60.0  # seconds past a job's timeout before its process is killed
 POLL = 0.25  # seconds between the supervisor's looks at its job process
+SEND_GRACE = postmark.CONNECT_TIMEOUT + postmark.READ_TIMEOUT + 5  # seconds a stopping job process waits for its sends
 MAX_BACKOFF = 10.0  # seconds, at most, between job processes that keep failing at once (Redis away)
 
 _REPLACE = 3  # a job process's exit status: "fork another one" (recycled, or a job timed out)
@@ -239,6 +242,10 @@ def _work(supervisor: _Supervisor) -> int:
         worker.work(burst=supervisor.burst, logging_level="INFO")
     finally:
         stop.set()
+        # Emails handed to the sender threads are sent and recorded before the process goes; one
+        # whose answer does not come by then stays `sending`, and the sweeper asks Postmark.
+        if not wait_for_sends(SEND_GRACE):
+            log.warning("sends still unanswered after %.0f s; left for the sweeper to confirm", SEND_GRACE)
     return _REPLACE if worker.replace else 0
 
 

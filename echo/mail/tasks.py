@@ -23,15 +23,16 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 import uuid
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
+from redis import RedisError
 from sqlalchemy import ARRAY, Integer, Select, Text, Uuid, any_, bindparam, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.orm import lazyload
@@ -53,7 +54,8 @@ STALE_SENDING = timedelta(minutes=2)
 DRAIN_BATCH = 20  # rows claimed (and committed `sending`) at a time
 DRAIN_SECONDS = 10.0  # a batch job stops claiming after this; the jobs of what is still due carry on
 SEND_WINDOW = 30.0  # seconds after its claim by which a row must be on its way to Postmark, or go back
-SEND_CONCURRENCY = 8  # sends in flight at once in one job process
+SEND_CONCURRENCY = 16  # sender threads in one job process: sends in flight at once
+MAX_IN_FLIGHT = 2 * DRAIN_BATCH  # claimed emails waiting for those threads, at most
 SWEEP_LIMIT = 500  # rows looked at by one sweep, oldest first
 # An agent's answer to a customer: its jobs have their own queue, which workers take first, and a
 # batch claims it before other mail, so it never waits behind acknowledgements and notifications.
@@ -112,12 +114,14 @@ def deliver(outbox_id: str) -> str:
     try:
         postmark_id = postmark.send(message)
     except postmark.SendError as exc:
-        return _record_failure(outbox, exc)
+        return _record_failure(_values(outbox), exc)
     return _record_sent(_values(outbox), postmark_id)
 
 
 def _values(outbox: OutboxMessage) -> dict[str, Any]:
-    return {"id": outbox.id, "ticket_id": outbox.ticket_id, "thread_id": outbox.thread_id, "kind": outbox.kind}
+    """What recording a send needs of its row, read while the row is loaded (a sender thread has no ORM rows)."""
+    return {"id": outbox.id, "ticket_id": outbox.ticket_id, "thread_id": outbox.thread_id, "kind": outbox.kind,
+            "to_email": outbox.to_email, "attempts": outbox.attempts, "created_at": outbox.created_at}
 
 
 def _bounced():
@@ -126,174 +130,166 @@ def _bounced():
             .where(Customer.email == OutboxMessage.to_email, Customer.deleted_at.is_(None)).scalar_subquery())
 
 
+BOUNCED_ERROR = "Not sent: this address bounced. Clear the bounce to send again."
+
+
 def _fail_bounced(outbox: OutboxMessage) -> None:
     outbox.state = "failed"
-    outbox.last_error = "Not sent: this address bounced. Clear the bounce to send again."
+    outbox.last_error = BOUNCED_ERROR
 
 
 @self_recording
 @task
 def deliver_due(outbox_id: str) -> int:
-    """Deliver what is due, oldest first, several at a time (see the module docstring); how many were sent.
+    """Claim what is due, oldest first, and hand it to the sender threads (see the module docstring).
 
     `outbox_id` is the email whose job this is. It goes first, so that whatever this job leaves
-    undone when it stops still has its own job to come. Sends run in parallel, up to
-    SEND_CONCURRENCY, so that one slow answer from Postmark holds up only itself; the claim is
-    topped up as sends finish, and the database is written only by this (the job's) thread.
+    undone when it stops still has its own job to come. The job does not wait for Postmark's
+    answers: each sender thread records its own, so one slow answer holds up only its own email
+    (and the emails to the same address after it), never the job, the worker or anyone else's mail.
+    Returns how many emails it handed over.
     """
-    run = _Drain(uuid.UUID(outbox_id))
-    try:
-        run.drain()
-    except BaseException:
-        run.abandon()
-        raise
-    return run.sent
+    started, handed = time.monotonic(), 0
+    first: uuid.UUID | None = uuid.UUID(outbox_id)
+    own_job = job_options(outbox_id)["job_id"]
+    unrenderable: set[uuid.UUID] = set()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    senders = _sender_pool()
+    postmark.client()  # built here, once, not by the sender threads
+    while True:
+        room = senders.room()
+        if room <= 0:  # the senders are busy (slow answers): the job's own email waits for room, at most SEND_WINDOW
+            if not senders.wait_for_room(timeout=SEND_WINDOW if first else DRAIN_SECONDS):
+                break
+            continue
+        want = min(DRAIN_BATCH, room)
+        locked, batch, settled = _claim_due(utcnow(), unrenderable, first, want)
+        first = None
+        _cancel_jobs([*settled, *(item.row for item in batch)], own_job)
+        for chain in _chains(batch):
+            senders.submit(app, chain)
+        handed += len(batch)
+        if locked < want or time.monotonic() - started > DRAIN_SECONDS:
+            return handed  # nothing more is due now, or the job has had its time
+    return handed
 
 
 @dataclass(frozen=True)
 class _Claimed:
-    outbox: OutboxMessage
+    row: dict[str, Any]  # `_values` of the row, as claimed
     message: postmark.OutgoingEmail
     claimed_at: datetime  # the row's `attempted_at`
     previous_attempt: datetime | None
     send_by: float  # time.monotonic() after which it is handed back unsent
 
 
-_NOT_SENT = "not-sent"  # a sender thread's answer for a claimed row it found past its send_by
-_senders: tuple[int, int, ThreadPoolExecutor] | None = None
+def _chains(batch: list[_Claimed]) -> list[list[_Claimed]]:
+    """The claimed emails as one chain per address, each in the order its emails were written (an
+    acknowledgement before the reply that followed it): a chain is sent one email after another, so a
+    customer's mail arrives in order. Chains in the claim's order, agents' replies first."""
+    chains: dict[str, list[_Claimed]] = {}
+    for item in batch:
+        chains.setdefault(item.row["to_email"], []).append(item)
+    for chain in chains.values():
+        chain.sort(key=lambda item: item.row["created_at"])
+    return list(chains.values())
 
 
-def _sender_pool() -> ThreadPoolExecutor:
-    """The job process's sender threads (made anew in a forked process, whose parent's threads are gone)."""
-    global _senders
-    if _senders is None or _senders[:2] != (os.getpid(), SEND_CONCURRENCY):
-        _senders = (os.getpid(), SEND_CONCURRENCY,
-                    ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="echo-send"))
-    return _senders[2]
+def _cancel_jobs(rows: list[dict[str, Any]], own_job: str) -> None:
+    """Drop the queued jobs of rows this job has taken care of (they would find nothing to do)."""
+    by_queue: dict[str, list[str]] = {}
+    for row in rows:
+        job_id = job_options(row["id"])["job_id"]
+        if job_id != own_job:
+            by_queue.setdefault(queue_for(row["kind"]), []).append(job_id)
+    for queue_name, job_ids in by_queue.items():
+        cancel_queued_jobs(queue_name, job_ids)
 
 
-def _send_in_thread(app: Flask, item: _Claimed) -> str:
+class _Senders:
+    """The job process's sender threads, and how many claimed emails they have yet to record.
+
+    At most MAX_IN_FLIGHT claimed emails wait for these threads at once: a job claims no more than
+    there is room for, so an email is not claimed long before a thread can send it."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="echo-send")
+        self.pending = 0
+        self.changed = threading.Condition()
+
+    def room(self) -> int:
+        with self.changed:
+            return MAX_IN_FLIGHT - self.pending
+
+    def wait_for_room(self, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.pending < MAX_IN_FLIGHT, timeout)
+
+    def submit(self, app: Flask, chain: list[_Claimed]) -> None:
+        with self.changed:
+            self.pending += len(chain)
+        self.pool.submit(self._send_chain, app, chain)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every claimed email has been recorded (a worker stopping, a test); whether they were."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.pending == 0, timeout)
+
+    def _done(self, count: int = 1) -> None:
+        with self.changed:
+            self.pending -= count
+            self.changed.notify_all()
+
+    def _send_chain(self, app: Flask, chain: list[_Claimed]) -> None:
+        with app.app_context():  # a session of the thread's own; what it writes it commits itself
+            for i, item in enumerate(chain):
+                try:
+                    outcome = _send_one(item)
+                except Exception:  # whether Postmark has it is unknown: left `sending`, for the sweeper to ask
+                    log.exception("outbox %s: the send failed unexpectedly; left for the sweeper", item.row["id"])
+                    db.session.rollback()
+                    outcome = "sending"
+                self._done()
+                if outcome == "dead-address":  # Postmark says the address cannot receive mail
+                    _fail_unsent(chain[i + 1:])
+                    self._done(len(chain) - i - 1)
+                    return
+
+
+def _send_one(item: _Claimed) -> str:
+    """Send one claimed email and record what happened, in the sender thread's session."""
     if time.monotonic() > item.send_by:
-        return _NOT_SENT
-    with app.app_context():
-        return postmark.send(item.message)
+        _release([item])  # claimed too long ago: no sweeper is recovering it yet, and it goes back unsent
+        return "queued"
+    try:
+        postmark_id = postmark.send(item.message)
+    except postmark.SendError as exc:
+        state = _record_failure(item.row, exc)
+        return "dead-address" if state == "failed" and exc.error_code in (300, 406) else state
+    return _record_sent(item.row, postmark_id)
 
 
-class _Drain:
-    """One `deliver_due` run: claims due rows, keeps their sends in flight, records each answer.
+def _fail_unsent(chain: list[_Claimed]) -> None:
+    if chain:
+        db.session.execute(update(_outbox).where(_outbox.c.id.in_([item.row["id"] for item in chain]))
+                           .values(state="failed", last_error=BOUNCED_ERROR))
+        db.session.commit()
 
-    Emails to one address go one after another, in the order they were claimed: a customer's mail
-    arrives in the order it was written, and an address Postmark finds dead is offered nothing more."""
 
-    def __init__(self, first: uuid.UUID) -> None:
-        self.started, self.sent = time.monotonic(), 0
-        self.first: uuid.UUID | None = first
-        self.own_job = job_options(first)["job_id"]
-        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
-        self.unrenderable: set[uuid.UUID] = set()
-        self.in_flight: dict[Future[str], _Claimed] = {}
-        self.held: dict[str, deque[_Claimed]] = {}  # address -> claimed rows waiting for its send in flight
-        self.dead_addresses: set[str] = set()
-        self.handled: list[OutboxMessage] = []  # rows done with, whose queued jobs are redundant
-        self.claiming = True
-        db.session().expire_on_commit = False  # rows stay loaded across the commits (the session ends with the job)
-        postmark.client()  # built here, once, not by the sender threads
+_senders: tuple[int, _Senders] | None = None
 
-    def pending(self) -> int:
-        return len(self.in_flight) + sum(len(rows) for rows in self.held.values())
 
-    def drain(self) -> None:
-        while self.claiming or self.in_flight:
-            if self.claiming and self.pending() <= DRAIN_BATCH // 2:
-                self._claim()
-            if self.in_flight:
-                done, _ = wait(self.in_flight, return_when=FIRST_COMPLETED)
-                unsent = [item for future in done if (item := self._record(future)) is not None]
-                _release(unsent)
-            if time.monotonic() - self.started > DRAIN_SECONDS:
-                self.claiming = False
-            if not self.in_flight and not self.claiming:
-                _release([item for rows in self.held.values() for item in rows])
-                self.held.clear()
-            self._cancel_handled()
+def _sender_pool() -> _Senders:
+    """This process's senders (made anew in a forked process, whose parent's threads did not come with it)."""
+    global _senders
+    if _senders is None or _senders[0] != os.getpid():
+        _senders = (os.getpid(), _Senders())
+    return _senders[1]
 
-    def _claim(self) -> None:
-        want = DRAIN_BATCH - self.pending()
-        locked, batch, settled = _claim_due(utcnow(), self.unrenderable, self.first, want)
-        self.first = None
-        self.handled += settled
-        if locked < want:
-            self.claiming = False  # nothing more is due now
-        # Each address's emails in the order they were written (an acknowledgement before the reply
-        # that followed it); the addresses in the claim's order, agents' replies first.
-        by_address: dict[str, list[_Claimed]] = {}
-        for item in batch:
-            by_address.setdefault(item.outbox.to_email, []).append(item)
-        for address, items in by_address.items():
-            items.sort(key=lambda item: item.outbox.created_at)
-            if address in self.held:
-                self.held[address].extend(items)
-            else:
-                self.held[address] = deque(items[1:])
-                self._submit(items[0])
 
-    def _submit(self, item: _Claimed) -> None:
-        if item.outbox.to_email in self.dead_addresses:  # an earlier email found the address dead
-            _fail_bounced(item.outbox)
-            db.session.commit()
-            self.handled.append(item.outbox)
-            self._next_for(item.outbox.to_email)
-            return
-        self.in_flight[_sender_pool().submit(_send_in_thread, self.app, item)] = item
-
-    def _next_for(self, address: str) -> None:
-        waiting = self.held.get(address)
-        if waiting:
-            self._submit(waiting.popleft())
-        else:
-            self.held.pop(address, None)
-
-    def _record(self, future: Future[str]) -> _Claimed | None:
-        """Record one finished send; the row back if it was never sent (its send_by had passed)."""
-        item = self.in_flight.pop(future)
-        outbox = item.outbox
-        try:
-            postmark_id = future.result()
-        except postmark.SendError as exc:
-            if _record_failure(outbox, exc) == "failed" and exc.error_code in (300, 406):
-                self.dead_addresses.add(outbox.to_email)
-        except Exception:  # whether Postmark has it is unknown: left `sending`, for the sweeper to ask
-            log.exception("outbox %s: the send failed unexpectedly; left for the sweeper to confirm", outbox.id)
-        else:
-            if postmark_id == _NOT_SENT:
-                self._next_for(outbox.to_email)
-                return item
-            _record_sent(_values(outbox), postmark_id)
-            self.sent += 1
-        self.handled.append(outbox)
-        self._next_for(outbox.to_email)
-        return None
-
-    def _cancel_handled(self) -> None:
-        by_queue: dict[str, list[str]] = {}
-        for outbox in self.handled:
-            job_id = job_options(outbox.id)["job_id"]
-            if job_id != self.own_job:
-                by_queue.setdefault(queue_for(outbox.kind), []).append(job_id)
-        self.handled = []
-        for queue_name, job_ids in by_queue.items():
-            cancel_queued_jobs(queue_name, job_ids)
-
-    def abandon(self) -> None:
-        """The job is ending on an error (its time-out, the database): hand back what no thread has begun.
-
-        A send already under way is left `sending`; whether Postmark has it is unknown, and the
-        sweeper will ask."""
-        unsent = [item for future, item in self.in_flight.items() if future.cancel()]
-        unsent += [item for rows in self.held.values() for item in rows]
-        self.in_flight.clear()
-        self.held.clear()
-        _release(unsent)
+def wait_for_sends(timeout: float | None = None) -> bool:
+    """Wait until every email this process has claimed is sent and recorded (or left for the sweeper)."""
+    return _senders is None or _senders[0] != os.getpid() or _senders[1].wait_idle(timeout)
 
 
 @functools.cache
@@ -315,7 +311,7 @@ def _claim_due_statement() -> Select:
 
 
 def _claim_due(now: datetime, unrenderable: set[uuid.UUID], first: uuid.UUID | None = None,
-               limit: int = DRAIN_BATCH) -> tuple[int, list[_Claimed], list[OutboxMessage]]:
+               limit: int = DRAIN_BATCH) -> tuple[int, list[_Claimed], list[dict[str, Any]]]:
     """Lock up to `limit` due rows (`first` before the others), render them and commit them `sending`.
 
     Returns how many rows were locked, the claimed ones, and the rows settled without a send (their
@@ -325,11 +321,11 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID], first: uuid.UUID | N
     params = {"now": now, "unrenderable": list(unrenderable), "first": first, "batch": limit}
     rows = db.session.execute(_claim_due_statement(), params).all()  # held while rendering, with their tickets
     batch: list[_Claimed] = []
-    settled: list[OutboxMessage] = []
+    settled: list[dict[str, Any]] = []
     for outbox, bounced, _ticket in rows:
         if bounced:
             _fail_bounced(outbox)
-            settled.append(outbox)
+            settled.append(_values(outbox))
             continue
         try:
             message = emails.render(outbox)
@@ -338,9 +334,12 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID], first: uuid.UUID | N
             db.session.rollback()  # and the batch is claimed again without it
             unrenderable.add(outbox.id)
             return limit, [], []
-        batch.append(_Claimed(outbox, message, now, outbox.attempted_at, send_by))
-    _mark_sending([item.outbox for item in batch], now)
+        batch.append(_Claimed(_values(outbox), message, now, outbox.attempted_at, send_by))
+    claimed = [outbox for outbox, bounced, _ticket in rows if not bounced]
+    _mark_sending(claimed, now)
     db.session.commit()
+    for item, outbox in zip(batch, claimed, strict=True):
+        item.row["attempts"] = outbox.attempts  # as marked: the attempt under way
     return len(rows), batch, settled
 
 
@@ -364,7 +363,7 @@ def _release(unsent: list[_Claimed]) -> None:
         db.session.rollback()
         for item in unsent:
             db.session.execute(
-                update(table).where(table.c.id == item.outbox.id, table.c.state == "sending",
+                update(table).where(table.c.id == item.row["id"], table.c.state == "sending",
                                     table.c.attempted_at == item.claimed_at)
                 .values(state="queued", attempts=table.c.attempts - 1, attempted_at=item.previous_attempt)
             )
@@ -373,6 +372,14 @@ def _release(unsent: list[_Claimed]) -> None:
         log.exception("could not hand back %s claimed outbox entries", len(unsent))
         return
     log.warning("%s claimed outbox entries handed back unsent", len(unsent))
+    try:  # their jobs were dropped when they were claimed: each gets one again
+        with redis_connection().pipeline() as pipe:
+            for item in unsent:
+                queue(queue_for(item.row["kind"])).enqueue(deliver_due, str(item.row["id"]), pipeline=pipe,
+                                                           **job_options(item.row["id"]))
+            pipe.execute()
+    except RedisError:
+        pass  # the sweeper gives them jobs
 
 
 # Context values that grant access (sign-up links) are kept only until the email is out.
@@ -433,25 +440,27 @@ def _recover(outbox: OutboxMessage) -> str:
     return deliver(str(outbox.id))
 
 
-def _record_failure(outbox: OutboxMessage, exc: postmark.SendError) -> str:
-    outbox.last_error = str(exc)[:1000]
+def _record_failure(row: dict[str, Any], exc: postmark.SendError) -> str:
+    """Record a send that did not succeed (in one UPDATE, by id) and commit; the row's new state."""
+    values: dict[str, Any] = {"last_error": str(exc)[:1000]}
     if exc.maybe_sent:
         # Left `sending`: once stale, the sweeper's recovery asks Postmark (by the outbox id in the
         # metadata) and records the email it finds, or sends it then; never a blind second copy.
-        outbox.state = "sending"
+        values["state"] = "sending"
     elif exc.permanent:
-        outbox.state = "failed"
+        values["state"] = "failed"
         if exc.error_code in (300, 406):
-            _flag_recipient(outbox.to_email)
-    elif utcnow() - outbox.created_at >= GIVE_UP_AFTER:
-        outbox.state = "expired"
+            _flag_recipient(row["to_email"])
+    elif utcnow() - row["created_at"] >= GIVE_UP_AFTER:
+        values["state"] = "expired"
     else:
-        outbox.state = "queued"
-        outbox.next_attempt_at = utcnow() + timedelta(seconds=retry_delay(outbox.attempts))
+        values["state"] = "queued"
+        values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_delay(row["attempts"]))
+    db.session.execute(update(_outbox).where(_outbox.c.id == row["id"]).values(**values))
     db.session.commit()
-    log.warning("outbox %s %s after attempt %s (%s)", outbox.id, outbox.state, outbox.attempts,
+    log.warning("outbox %s %s after attempt %s (%s)", row["id"], values["state"], row["attempts"],
                 f"error {exc.error_code}" if exc.error_code is not None else "transient")
-    return outbox.state
+    return values["state"]
 
 
 def _flag_recipient(address: str) -> None:

@@ -54,11 +54,11 @@ def test_claimed_emails_not_sent_in_time_go_back_to_the_queue_unsent(client, db,
     first = outbox(db)[0]
     monkeypatch.setattr(tasks, "SEND_WINDOW", 0.3)
     postmark.delay_after_accept = 0.5  # the first send outlasts the window
-    assert call_task(tasks.deliver_due, str(first.id)) == 1
+    assert call_task(tasks.deliver_due, str(first.id)) == 3  # all claimed; one address, so one after another
     rows = outbox(db)
     assert [row.state for row in rows] == ["sent", "queued", "queued"]
     assert [(row.attempts, row.attempted_at) for row in rows[1:]] == [(0, None), (0, None)]  # as they were
-    assert mail_queue(redis_url).count == 3  # the jobs of the two handed back are still there
+    assert mail_queue(redis_url).count == 3  # the two handed back have jobs again (and the first its own)
     postmark.delay_after_accept = 0
     run_jobs()
     assert [row.state for row in outbox(db)] == ["sent"] * 3

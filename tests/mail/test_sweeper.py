@@ -96,7 +96,8 @@ def test_the_clock_skips_a_sweep_while_the_last_one_is_unfinished(app, redis_url
         connection.delete("echo:clock:echo.mail.tasks.sweep_outbox")
         assert clock.tick(app, sweep) == []
     assert Queue("sweep", connection=connection).count == 1
-    SimpleWorker(["sweep"], connection=worker_connection()).work(burst=True)
+    with app.app_context():
+        SimpleWorker(["sweep"], connection=worker_connection()).work(burst=True)
     assert not connection.exists(exclusive_key(tasks.sweep_outbox))  # the finished sweep cleared its mark
     connection.delete("echo:clock:echo.mail.tasks.sweep_outbox")
     assert clock.tick(app, sweep) == ["echo.mail.tasks.sweep_outbox"]
@@ -112,6 +113,7 @@ def test_an_agents_reply_is_sent_before_a_backlog_of_acknowledgements(client, db
     monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0.0)  # one claim per job: the order of jobs shows
     with app.app_context():
         SimpleWorker(list(QUEUES), connection=worker_connection()).work(burst=True, max_jobs=1)
+    assert tasks.wait_for_sends(30)
     first_job = [m["To"] for m in postmark.sent]
     assert len(first_job) == 4 and "alice0@example.com" in first_job
     reply = next(m for m in postmark.sent if m["To"] == "alice0@example.com" and "Answered." in m["TextBody"])
