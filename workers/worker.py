@@ -32,8 +32,15 @@ each one is kept:
 
 SIGTERM and SIGINT are passed on to the job process: rq finishes the current job (a warm
 shutdown), and a second signal more than a second later stops it at once. The clock (periodic
-jobs) runs as a thread in the job process, so the supervisor stays single-threaded and safe
-to fork.
+jobs) and the delivery jobs' sender threads (`echo.mail.tasks`) run in the job process, so the
+supervisor stays single-threaded and safe to fork; a job process that stops waits up to
+`SEND_GRACE` for the emails its sender threads still hold.
+
+Redis going away does not end the worker. rq's loop waits for Redis with back-off while it is
+waiting for a job; a Redis error anywhere else ends the job process, and the supervisor starts
+another (at most `MAX_BACKOFF` apart while they keep failing), which waits for Redis in turn. rq
+talks to Redis on a client of its own (`echo.jobs.worker_connection`), whose time-out suits its
+blocking wait; what jobs write goes through the app's client, with its short time-outs.
 
 rq's own bookkeeping is trimmed of writes that nothing reads (`JobProcessWorker`): coalesced
 heartbeats, the suspension check at most once a second, no second "idle" state write per job, no

@@ -1,21 +1,27 @@
 """Delivery jobs: send each outbox entry through Postmark exactly once, retrying what is transient.
 
 The outbox row is the source of truth. A send is marked `sending` (and committed) before
-Postmark is called; if the worker dies before recording the result, the sweeper finds the
-stale `sending` row and asks Postmark (by the Metadata we sent) whether it went out, so a
-crash never causes a second email.
+Postmark is called; if the worker dies before recording the result, or Postmark's answer is
+lost, the sweeper finds the stale `sending` row and asks Postmark (by the Metadata we sent)
+whether it went out, so neither a crash nor a lost answer causes a second email.
 
 New email is delivered in batches (`deliver_due`), because the outbox is already a durable
 queue and an rq job, even the worker's lightest (`self_recording`: three Redis round trips), costs
-CPU that a batch pays once. Each email still gets its own rq job, named after it (`job_options`), but the
-job that runs first claims every due row it can lock, `DRAIN_BATCH` at a time with FOR UPDATE
-SKIP LOCKED (so workers share a backlog without waiting on each other), and cancels the queued
-jobs of the emails it handled. When mail piles up, rq is paid once per batch; an email that
-arrives alone still costs one job. Each row goes through the same steps as in `deliver`:
-rendered and claimed, committed as `sending`, sent, recorded, one row at a time. A claimed row
-that is not on its way to Postmark within `SEND_WINDOW` (far inside `STALE_SENDING`, so no
-sweeper is recovering it yet) goes back to the queue unsent. `deliver(outbox_id)` sends one
-named row: retries from the sweeper, recovery of a dead worker's sends, an agent's retry.
+CPU that a batch pays once. Each email still gets its own rq job, named after it (`job_options`),
+on its queue (`queue_for`: agents' replies on `replies`, which workers take first). The job that
+runs first claims every due row it can lock, `DRAIN_BATCH` at a time with FOR UPDATE SKIP LOCKED
+(so workers share a backlog without waiting on each other): its own row first, then replies, then
+the oldest. It renders them, commits them `sending`, cancels their queued jobs, and hands them to
+the job process's sender threads (`_Senders`), one chain per address, without waiting for the
+answers. Each thread sends its chain one email after another and records each answer in its own
+session, so a slow answer holds up only the emails after it to the same customer. The job claims
+only as much as the threads have room for (`MAX_IN_FLIGHT`); a claimed row that is not on its way
+to Postmark within `SEND_WINDOW` (far inside `STALE_SENDING`, so no sweeper is recovering it yet)
+goes back to the queue unsent, with a job again. `deliver(outbox_id)` sends one named row in the
+job itself: recovery of a stale send, which asks Postmark first.
+
+`sweep_outbox` gives each due row that has no job waiting one (retries, lost enqueues, stale
+sends), oldest first, and runs one at a time on its own queue.
 """
 
 from __future__ import annotations
@@ -241,19 +247,26 @@ class _Senders:
             self.changed.notify_all()
 
     def _send_chain(self, app: Flask, chain: list[_Claimed]) -> None:
-        with app.app_context():  # a session of the thread's own; what it writes it commits itself
-            for i, item in enumerate(chain):
-                try:
-                    outcome = _send_one(item)
-                except Exception:  # whether Postmark has it is unknown: left `sending`, for the sweeper to ask
-                    log.exception("outbox %s: the send failed unexpectedly; left for the sweeper", item.row["id"])
-                    db.session.rollback()
-                    outcome = "sending"
-                self._done()
-                if outcome == "dead-address":  # Postmark says the address cannot receive mail
-                    _fail_unsent(chain[i + 1:])
-                    self._done(len(chain) - i - 1)
-                    return
+        left = len(chain)
+        try:
+            with app.app_context():  # a session of the thread's own; what it writes it commits itself
+                for i, item in enumerate(chain):
+                    try:
+                        outcome = _send_one(item)
+                    except Exception:  # whether Postmark has it is unknown: left `sending`, for the sweeper
+                        log.exception("outbox %s: the send failed unexpectedly; left for the sweeper", item.row["id"])
+                        db.session.rollback()
+                        outcome = "sending"
+                    left -= 1
+                    self._done()
+                    if outcome == "dead-address":  # Postmark says the address cannot receive mail
+                        _fail_unsent(chain[i + 1:])
+                        return
+        except Exception:  # the database went away: what is left stays `sending`, for the sweeper to ask
+            log.exception("sender thread stopped with %s emails of its chain unrecorded", left)
+        finally:
+            if left:
+                self._done(left)
 
 
 def _send_one(item: _Claimed) -> str:
