@@ -48,7 +48,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 from benchdb import Database  # noqa: E402
-from worker_cpu import Tree, reset, wait_quiet  # noqa: E402
+from worker_cpu import Tree, echo_env, reset, wait_quiet  # noqa: E402
 
 TARGET_P95_RATIO = 2.0
 SETTLE = 120  # seconds after the last reply by which every reply should have been delivered
@@ -92,15 +92,7 @@ def main() -> int:
         log(f"Echo from {src}; creating and migrating database {db.name}; Redis {redis.url}; logs in {tmp}")
         db.create()
         db.migrate()
-        env = dict(os.environ)
-        env.update({
-            "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
-            "ECHO_ENV": "development", "ECHO_SECRET_KEY": secrets.token_hex(32), "SESSION_KEY": secrets.token_hex(32),
-            "DATABASE_URL": db.dsn, "REDIS_URL": redis.url,
-            "ECHO_WEBHOOK_USER": user, "ECHO_WEBHOOK_PASSWORD": password, "ECHO_SUPPORT_ADDRESS": "support@raxx.app",
-            "POSTMARK_SERVER_TOKEN": fake.token, "POSTMARK_API_URL": fake.url, "ECHO_FLOOD_LIMIT": "1000000",
-            "ECHO_INSTANCE_PATH": str(tmp / "instance"), "PYTHONUNBUFFERED": "1",
-        })
+        env = echo_env(src, db, redis.url, fake, user, password, tmp)
         os.environ.update(env)  # the app built here is the one the worker builds
         from echo import create_app
 

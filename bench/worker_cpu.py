@@ -307,17 +307,7 @@ def main() -> int:
         log(f"creating and migrating database {db.name}; Redis {redis_url} (flushed each round); logs in {tmp}")
         db.create()
         db.migrate()
-        env = dict(os.environ)
-        for var in ("WEB_CONCURRENCY", "PORT"):
-            env.pop(var, None)
-        env.update({
-            "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
-            "ECHO_ENV": "development", "ECHO_SECRET_KEY": secrets.token_hex(32), "SESSION_KEY": secrets.token_hex(32),
-            "DATABASE_URL": db.dsn, "REDIS_URL": redis_url,
-            "ECHO_WEBHOOK_USER": user, "ECHO_WEBHOOK_PASSWORD": password, "ECHO_SUPPORT_ADDRESS": "support@raxx.app",
-            "POSTMARK_SERVER_TOKEN": fake.token, "POSTMARK_API_URL": fake.url, "ECHO_FLOOD_LIMIT": "1000000",
-            "ECHO_INSTANCE_PATH": str(tmp / "instance"), "PYTHONUNBUFFERED": "1",
-        })
+        env = echo_env(src, db, redis_url, fake, user, password, tmp)
         for round_no in range(1, args.rounds + 1):
             for mode in modes:
                 reset(db)
@@ -342,6 +332,22 @@ def main() -> int:
         rconn.flushdb()  # the clock's slots and the jobs' keys would outlive the run by an hour
     report(rows, args)
     return 0
+
+
+def echo_env(src: Path, db: Database, redis_url: str, fake, user: str, password: str, tmp: Path) -> dict:
+    """The environment Echo's processes run with in a benchmark: Echo from `src`, fresh secrets."""
+    env = dict(os.environ)
+    for var in ("WEB_CONCURRENCY", "PORT"):
+        env.pop(var, None)
+    env.update({
+        "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "ECHO_ENV": "development", "ECHO_SECRET_KEY": secrets.token_hex(32), "SESSION_KEY": secrets.token_hex(32),
+        "DATABASE_URL": db.dsn, "REDIS_URL": redis_url,
+        "ECHO_WEBHOOK_USER": user, "ECHO_WEBHOOK_PASSWORD": password, "ECHO_SUPPORT_ADDRESS": "support@raxx.app",
+        "POSTMARK_SERVER_TOKEN": fake.token, "POSTMARK_API_URL": fake.url, "ECHO_FLOOD_LIMIT": "1000000",
+        "ECHO_INSTANCE_PATH": str(tmp / "instance"), "PYTHONUNBUFFERED": "1",
+    })
+    return env
 
 
 def reset(db: Database) -> None:

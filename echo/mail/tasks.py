@@ -60,8 +60,8 @@ STALE_SENDING = timedelta(minutes=2)
 DRAIN_BATCH = 20  # rows claimed (and committed `sending`) at a time
 DRAIN_SECONDS = 10.0  # a batch job stops claiming after this; the jobs of what is still due carry on
 SEND_WINDOW = 30.0  # seconds after its claim by which a row must be on its way to Postmark, or go back
-SEND_CONCURRENCY = 16  # sender threads in one job process: sends in flight at once
-MAX_IN_FLIGHT = 2 * DRAIN_BATCH  # claimed emails waiting for those threads, at most
+SEND_CONCURRENCY = 32  # sender threads in one job process: sends in flight at once (each mostly waits)
+MAX_IN_FLIGHT = SEND_CONCURRENCY + DRAIN_BATCH  # claimed emails not yet recorded, at most
 SWEEP_LIMIT = 500  # rows looked at by one sweep, oldest first
 # An agent's answer to a customer: its jobs have their own queue, which workers take first, and a
 # batch claims it before other mail, so it never waits behind acknowledgements and notifications.
