@@ -71,6 +71,8 @@ def main() -> int:
     parser.add_argument("--echo-src", type=Path, default=None, metavar="DIR",
                         help="import Echo from this source tree (e.g. a `git archive HEAD` export)")
     parser.add_argument("--no-cprofile", action="store_true", help="only the stage timings (no profiler overhead)")
+    parser.add_argument("--no-stages", action="store_true",
+                        help="no stage timings either (CPU per request alone; works on older trees)")
     args = parser.parse_args()
     echo_src = args.echo_src.resolve() if args.echo_src else None
     if echo_src is not None:
@@ -103,7 +105,7 @@ def main() -> int:
             import baseline_app
             app = baseline_app.app
         timings: dict = defaultdict(float)
-        if args.target == "echo":
+        if args.target == "echo" and not args.no_stages:
             wrap_stages(timings)
         statements = [0]
         cache = Counter()

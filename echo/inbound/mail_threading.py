@@ -23,6 +23,7 @@ POSTMARK_DOMAIN = "mtasv.net"
 MAX_REFERENCES = 50
 _ANGLE_ID = re.compile(r"<([^<>\s]{1,500})>")
 _SUBJECT_NUMBER = re.compile(r"\[\s*TKT-(\d{1,12})\s*\]", re.IGNORECASE)
+_SPACE = re.compile(r"\s")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -32,7 +33,7 @@ def spell_message_id(raw: str | None) -> str | None:
     if not raw:
         return None
     value = raw.strip().strip("<>").strip()
-    if not value or len(value) > 500 or any(c.isspace() for c in value):
+    if not value or len(value) > 500 or _SPACE.search(value):
         return None
     if "@" not in value:
         return f"{value}@{POSTMARK_DOMAIN}" if _UUID.match(value.lower()) else None

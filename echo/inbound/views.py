@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, jsonify
 from sqlalchemy.exc import IntegrityError
 
-from echo.extensions import db, limiter
+from echo.extensions import db, unlimited
 from echo.http import json_body, require_webhook_auth
 from echo.inbound.schemas import parse_inbound
 from echo.inbound.service import find_duplicate, ingest_email
@@ -17,7 +17,7 @@ bp = Blueprint("inbound", __name__, url_prefix="/tickets")
 
 
 @bp.post("/inbound")
-@limiter.exempt  # Postmark is the only (authenticated) caller; a limit would only make it retry
+@unlimited  # Postmark is the only (authenticated) caller; a limit would only make it retry
 def inbound():
     require_webhook_auth()
     message = parse_inbound(json_body(replace_unstorable=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from echo.extensions import db
+from echo.extensions import db, unlimited
 from echo.http import json_object, require_webhook_auth
 from echo.outbound.service import record_delivery_event
 
@@ -12,6 +12,7 @@ bp = Blueprint("outbound", __name__, url_prefix="/tickets")
 
 
 @bp.post("/webhooks/postmark")
+@unlimited  # Postmark is the only (authenticated) caller
 def postmark_webhook():
     require_webhook_auth()
     outcome = record_delivery_event(json_object())
