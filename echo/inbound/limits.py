@@ -26,6 +26,10 @@ MAX_HEADER_VALUE = 20_000
 MAX_ATTACHMENTS = 500
 MAX_CONTENT_ID = 255
 MAX_HTML_DEPTH = 100
+# HTML with at most this many tags is handed to the sanitiser as it is: whatever its shape, nh3 cleans
+# it in a few milliseconds (1000 nested <div>s: 2.6 ms, against 30 s for 25 000), and most mail has
+# hundreds of tags, which would each cost the depth model below a step.
+BOUND_FROM_TAGS = 1000
 # The original keeps more than the message does, but not without bound either.
 MAX_ORIGINAL_HEADERS = 20 * MAX_HEADERS
 MAX_ORIGINAL_HEADER_VALUE = 1_000_000
@@ -165,10 +169,10 @@ def bound_html(raw: str, max_depth: int = MAX_HTML_DEPTH) -> tuple[str, bool]:
     """`raw` without the tags that would nest elements deeper than `max_depth`, and whether any were dropped.
 
     Linear in the length of `raw` (one pass over its tags, each pushed and popped at most once);
-    HTML with fewer tags than `max_depth` is returned untouched without being read. Written as
-    one loop over plain locals: it reads every tag of every HTML mail that has many.
+    HTML with at most BOUND_FROM_TAGS tags (or fewer than `max_depth`) is returned untouched without
+    being read. Written as one loop over plain locals: it reads every tag of every HTML mail that has many.
     """
-    if raw.count("<") <= max_depth:
+    if raw.count("<") <= max(max_depth, BOUND_FROM_TAGS):
         return raw, False
     lowered = raw.lower()
     stack: list[str] = []  # the open elements (formatting elements apart)
