@@ -262,10 +262,10 @@ class Bench:
                   "most_jobs_for_one_row": max(per_row.values(), default=0)}
         log(f"after the sweeps: {queued}")
 
-        worker = self.start_worker("outage")
+        started = time.monotonic()  # the worker's start-up counts: an operator restarts it, then waits
+        worker = Tree([sys.executable, "-m", "echo.cli", "worker"], self.env, self.tmp / "worker-outage.log")
         try:
-            started = time.monotonic()
-            time.sleep(1.0)  # the worker is into the backlog
+            self.wait_sent(lambda: len(self.fake.sent) >= 20, 120, "the worker to get into the backlog")
             outbox_id, at = self.reply(1)
             self.wait_sent(lambda: outbox_id in self.accepted(), 300, "the agent's reply")
             reply_wait = self.accepted()[outbox_id]["received"] - at
