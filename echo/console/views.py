@@ -76,14 +76,35 @@ def _filters() -> queries.TicketFilters:
     if assignee == "mine":
         assignee = signed_in_agent().email
     page = args.get("page", "1")
+    q = (args.get("q") or "").strip()[:200] or None
+    status = args.get("status") or ""
+    sort = args.get("sort") or ""
     return queries.TicketFilters(
-        status=args.get("status") if args.get("status") in STATUSES else None,
+        # "All open" by default; a search looks through every status unless one is chosen.
+        status=status if status in STATUSES else None if status == "all" or (q and not status) else "active",
         assignee=assignee, tag=(args.get("tag") or "").strip().lower() or None,
         customer=(args.get("customer") or "").strip().lower() or None,
-        q=(args.get("q") or "").strip()[:200] or None, quarantined=args.get("quarantined") == "1",
-        ranked=args.get("sort") == "relevance", page=int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1,
-        per_page=PER_PAGE,
+        q=q, quarantined=args.get("quarantined") == "1",
+        ranked=sort == "relevance", page=int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1,
+        per_page=PER_PAGE, order=sort if sort in queries.ORDERS else "newest",
     )
+
+
+def _view_name(filters: queries.TicketFilters) -> str:
+    """What the list shows, in words, for its count and its empty state ("open tickets assigned to you")."""
+    kind = {"active": "open or pending", None: ""}.get(filters.status, filters.status or "")
+    noun = " ".join(filter(None, ["quarantined" if filters.quarantined else "", kind, "tickets"]))
+    if filters.assignee == "none":
+        noun += " nobody is assigned to"
+    elif filters.assignee and filters.assignee == signed_in_agent().email:
+        noun += " assigned to you"
+    elif filters.assignee:
+        noun += f" assigned to {filters.assignee}"
+    if filters.tag:
+        noun += f" tagged “{filters.tag}”"
+    if filters.customer:
+        noun += f" from {filters.customer}"
+    return noun
 
 
 def _link_args() -> dict[str, str]:
@@ -108,6 +129,7 @@ def inbox():
     response = render(
         "console/inbox.html", "tickets/_list.html", page=page, filters=filters, reads=reads, agents=agents,
         counts=queries.status_counts(filters), args=_link_args(),
+        previews=queries.previews([t.id for t in page.tickets]), view=_view_name(filters),
     )
     db.session.commit()
     return response

@@ -95,7 +95,10 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     if match:
         ticket = match.ticket
     else:
+        # An out-of-office or other automated mail that threads nowhere is kept where agents can look
+        # (the quarantine's "auto_reply"), not in the inbox, where nobody needs to answer it.
         reason = ("spam" if spam else "unauthenticated" if authentication == guards.FAIL
+                  else "auto_reply" if automated
                   else "flood" if customer.recent_tickets >= settings.flood_limit else None)
         ticket = tickets.open_ticket(customer.id, subject, source="email", quarantine_reason=reason,
                                      previous_ticket_id=previous.id if previous else None)

@@ -59,6 +59,7 @@ def list_tickets():
         q=(args.get("q") or "").strip()[:200] or None, quarantined=args.get("quarantined") in ("1", "true"),
         ranked=args.get("sort") == "relevance",
         page=_int_arg("page", 1, 1, 100_000), per_page=_int_arg("per_page", 25, 1, 100),
+        order=args.get("sort") if args.get("sort") in queries.ORDERS else "updated",
     )
     found = queries.list_tickets(filters)
     tickets = []

@@ -53,6 +53,9 @@ class Ticket(Model):
         # The inbox pages and its per-status counts, without scanning merged or quarantined tickets.
         Index("ix_tickets_inbox_status", "status", text("updated_at DESC"), text("seq DESC"),
               postgresql_where=text("merged_into_id IS NULL AND quarantined IS false")),
+        # The console's default order: the customer's latest message first (or oldest waiting first).
+        Index("ix_tickets_customer_activity", "status", text("coalesce(last_customer_reply_at, created_at) DESC"),
+              text("seq DESC"), postgresql_where=text("merged_into_id IS NULL AND quarantined IS false")),
         Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
         Index("ix_tickets_search_document", "search_document", postgresql_using="gin"),
         Index("ix_tickets_number_trgm", "number", postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops"}),

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from echo.agents.models import Agent
 from echo.customers.models import Customer
@@ -14,10 +15,13 @@ from echo.mail.models import OutboxMessage
 from echo.search.service import SEARCH_PAGE, search_tickets
 from echo.tickets.models import STATUSES, Thread, Ticket
 
+ACTIVE = ("open", "pending")  # the console's default view, "All open": what still needs the team
+ORDERS = ("updated", "newest", "waiting")
+
 
 @dataclass(frozen=True)
 class TicketFilters:
-    status: str | None = None
+    status: str | None = None  # one of STATUSES, "active" (open or pending), or None for every status
     assignee: str | None = None  # an email, "none" for unassigned
     tag: str | None = None
     customer: str | None = None  # an email
@@ -26,6 +30,9 @@ class TicketFilters:
     ranked: bool = False
     page: int = 1
     per_page: int = 25
+    # "updated": latest activity of any kind first (the agent API's); "newest": the customer's latest
+    # message first; "waiting": the longest-waiting customer first.
+    order: str = "updated"
 
 
 @dataclass
@@ -41,6 +48,8 @@ def filtered(filters: TicketFilters) -> Select:
     query = select(Ticket).where(Ticket.merged_into_id.is_(None), Ticket.quarantined.is_(filters.quarantined))
     if filters.status in STATUSES:
         query = query.where(Ticket.status == filters.status)
+    elif filters.status == "active":
+        query = query.where(Ticket.status.in_(ACTIVE))
     if filters.assignee == "none":
         query = query.where(Ticket.assigned_to.is_(None))
     elif filters.assignee:
@@ -69,13 +78,21 @@ def list_tickets(filters: TicketFilters) -> TicketPage:
     total = db.session.execute(select(func.count()).select_from(
         base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery())).scalar_one()
     tickets = db.session.scalars(
-        base.order_by(Ticket.updated_at.desc(), Ticket.seq.desc())
+        base.order_by(*_ORDER_BY.get(filters.order, _ORDER_BY["updated"]))
         .limit(filters.per_page).offset((filters.page - 1) * filters.per_page)
     ).all()
     return TicketPage(list(tickets), min(total, COUNT_CAP), capped=total > COUNT_CAP)
 
 
 COUNT_CAP = 10_000
+# When the customer last wrote (a conversation an agent started: when it began).
+# Spelled as the index `ix_tickets_customer_activity` spells it, so that the planner can use it.
+_CUSTOMER_ACTIVITY = func.coalesce(Ticket.last_customer_reply_at, Ticket.created_at)
+_ORDER_BY = {
+    "updated": (Ticket.updated_at.desc(), Ticket.seq.desc()),
+    "newest": (_CUSTOMER_ACTIVITY.desc(), Ticket.seq.desc()),
+    "waiting": (_CUSTOMER_ACTIVITY.asc(), Ticket.seq.asc()),
+}
 
 
 def status_counts(filters: TicketFilters) -> dict[str, int]:
@@ -87,7 +104,27 @@ def status_counts(filters: TicketFilters) -> dict[str, int]:
                                       customer=filters.customer, quarantined=filters.quarantined))
         limited = base.with_only_columns(Ticket.id).limit(COUNT_CAP + 1).subquery()
         counts[status] = db.session.execute(select(func.count()).select_from(limited)).scalar_one()
+    counts["active"] = sum(counts[status] for status in ACTIVE)
     return counts
+
+
+PREVIEW_CHARS = 160
+
+
+def previews(ticket_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The start of each ticket's latest customer message (what the agent reads first), for the list's rows."""
+    if not ticket_ids:
+        return {}
+    rows = db.session.execute(
+        select(Thread.ticket_id, func.left(Thread.stripped_text, PREVIEW_CHARS * 2))
+        .where(Thread.ticket_id.in_(ticket_ids), Thread.direction == "inbound")
+        .order_by(Thread.ticket_id, Thread.created_at.desc()).ext(distinct_on(Thread.ticket_id))
+    ).all()
+    return {ticket_id: _one_line(text)[:PREVIEW_CHARS] for ticket_id, text in rows if text}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def conversation(ticket: Ticket) -> list[tuple[Thread, OutboxMessage | None]]:

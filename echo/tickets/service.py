@@ -342,9 +342,13 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
     return into
 
 
+NO_ACKNOWLEDGEMENT_ON_RELEASE = frozenset({"unauthenticated", "spam", "auto_reply"})
+
+
 def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
-    """Put a quarantined ticket (spam, flood, unauthenticated) into the inbox; it is acknowledged
-    like new mail, unless its sender failed authentication (the address may be a forgery's victim)."""
+    """Put a quarantined ticket (spam, flood, unauthenticated, auto_reply) into the inbox; it is
+    acknowledged like new mail when it was held for its volume (flood), never when it was spam, an
+    automated mail, or from a sender who failed authentication (the address may be a forgery's victim)."""
     if not ticket.quarantined:
         return
     reason = ticket.quarantine_reason
@@ -352,7 +356,7 @@ def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
     audit.record(actor, "tickets.release", "ticket", ticket.id, reason=reason)
     customer = ticket.customer
     if (customer is not None and not customer.email_bounced and customer.deleted_at is None
-            and reason != "unauthenticated"):
+            and reason not in NO_ACKNOWLEDGEMENT_ON_RELEASE):
         queue_email("acknowledgement", to_email=customer.email, ticket=ticket, context={})
 
 

@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from echo.attachments.models import Attachment
 from echo.tickets.models import Ticket
@@ -18,7 +18,7 @@ PNG = bytes.fromhex(
 
 def test_inbox_lists_tickets_with_counts_and_empty_state(signed_in):
     client, _, _ = signed_in()
-    assert "Nothing here yet" in client.get("/tickets").get_data(as_text=True)
+    assert "New email to support shows up in this list" in client.get("/tickets").get_data(as_text=True)
     post_inbound(client, inbound_payload(subject="Cannot export my trades"))
     post_inbound(client, inbound_payload(sender="bob@example.com", subject="Spam thing", headers={"X-Spam-Score": "9"}))
     page = client.get("/tickets").get_data(as_text=True)
@@ -111,15 +111,20 @@ def test_reply_with_attachment_from_the_console(signed_in, db, run_jobs, postmar
     assert sent["Attachments"][0]["Name"] == "guide.pdf"
 
 
-def test_release_from_quarantine_acknowledges(signed_in, db, run_jobs, postmark):
+def test_release_from_quarantine_acknowledges_held_mail_but_never_spam(signed_in, db, run_jobs, postmark):
     client, token, _ = signed_in()
     post_inbound(client, inbound_payload(headers={"X-Spam-Score": "8"}))
+    post_inbound(client, inbound_payload(sender="busy@example.com", subject="Held for volume"))
+    db.session.execute(update(Ticket).where(Ticket.number == "TKT-0002")
+                       .values(quarantined=True, quarantine_reason="flood"))
+    db.session.commit()
     run_jobs()
-    assert postmark.sent == []
-    client.post("/tickets/TKT-0001/release", data={"csrf_token": token})
+    postmark.reset()
+    for number in ("TKT-0001", "TKT-0002"):
+        client.post(f"/tickets/{number}/release", data={"csrf_token": token})
     run_jobs()
-    assert db.session.scalar(select(Ticket.quarantined)) is False
-    assert [m["Tag"] for m in postmark.sent] == ["acknowledgement"]
+    assert db.session.scalars(select(Ticket.quarantined)).all() == [False, False]
+    assert [(m["To"], m["Tag"]) for m in postmark.sent] == [("busy@example.com", "acknowledgement")]  # not the spammer
 
 
 def test_customer_page_lists_their_tickets(signed_in, db):

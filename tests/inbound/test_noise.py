@@ -37,6 +37,18 @@ def test_automated_mail_is_recorded_but_never_acknowledged(client, db, headers, 
     thread = db.session.get(Thread, uuid.UUID(result["thread_id"]))
     assert thread.is_auto_reply
     assert outbox_count(db) == 0
+    # Threading nowhere, it waits where agents can look, out of the inbox.
+    ticket = db.session.get(Ticket, thread.ticket_id)
+    assert (ticket.quarantined, ticket.quarantine_reason) == (True, "auto_reply")
+
+
+def test_an_out_of_office_reply_to_a_ticket_stays_on_it(client, db):
+    first = post_inbound(client, inbound_payload(message_id="<first@example.com>")).get_json()
+    reply = post_inbound(client, inbound_payload(headers={"Auto-Submitted": "auto-replied"},
+                                                 in_reply_to="<first@example.com>")).get_json()
+    assert reply["ticket_id"] == first["ticket_id"]
+    ticket = db.session.get(Ticket, uuid.UUID(first["ticket_id"]))
+    assert not ticket.quarantined and ticket.status == "open"
 
 
 def test_auto_submitted_no_is_a_human(client, db, run_jobs, postmark):

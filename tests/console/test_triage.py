@@ -1,0 +1,105 @@
+"""The inbox as agents triage it: "All open" by default, tabs and counts that keep the other filters, a stable
+order by the customer's latest message, a preview line, and empty states that say which view is empty."""
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from echo.db import utcnow
+from echo.tickets.models import Ticket
+from tests.mailbuilder import inbound_payload, post_inbound
+
+
+def subjects(html: str) -> list[str]:
+    return re.findall(r'<span class="subject[^"]*">([^<]+)</span>', html)
+
+
+def tab_count(html: str, label: str) -> int:
+    found = re.search(rf">\s*{label} <span class=\"muted\">(\d+)</span>", html)
+    assert found, f"no count on the {label} tab"
+    return int(found.group(1))
+
+
+def file_tickets(client, db):
+    """Four conversations, written a minute apart, then triaged: one resolved, one closed."""
+    for i, (subject, text) in enumerate([("Export fails", "The CSV export spins forever on my portfolio."),
+                                         ("Login link", "The magic link never arrives."),
+                                         ("Invoice copy", "Could I get last month's invoice?"),
+                                         ("Thanks!", "All good now, thank you.")]):
+        assert post_inbound(client, inbound_payload(sender=f"c{i}@example.com", subject=subject,
+                                                    text=text)).status_code == 200
+    now = utcnow()
+    for number, minutes in (("TKT-0001", 40), ("TKT-0002", 30), ("TKT-0003", 20), ("TKT-0004", 10)):
+        db.session.execute(update(Ticket).where(Ticket.number == number)
+                           .values(last_customer_reply_at=now - timedelta(minutes=minutes)))
+    db.session.execute(update(Ticket).where(Ticket.number == "TKT-0003").values(status="resolved"))
+    db.session.execute(update(Ticket).where(Ticket.number == "TKT-0004").values(status="closed", updated_at=now))
+    db.session.commit()
+
+
+def test_the_default_view_is_all_open_and_all_includes_closed(signed_in, db):
+    client, _, _ = signed_in()
+    file_tickets(client, db)
+    page = client.get("/tickets").get_data(as_text=True)
+    assert subjects(page) == ["Login link", "Export fails"]  # open and pending only, newest customer message first
+    assert tab_count(page, "All open") == 2 and tab_count(page, "Closed") == 1
+    assert sorted(subjects(client.get("/tickets?status=all").get_data(as_text=True))) == [
+        "Export fails", "Invoice copy", "Login link", "Thanks!"]
+    assert subjects(client.get("/tickets?status=resolved").get_data(as_text=True)) == ["Invoice copy"]
+
+
+def test_a_ticket_just_closed_does_not_jump_to_the_top(signed_in, db):
+    client, _, _ = signed_in()
+    file_tickets(client, db)  # TKT-0004 was closed a moment ago, its customer wrote 10 minutes ago
+    everything = subjects(client.get("/tickets?status=all").get_data(as_text=True))
+    assert everything == ["Thanks!", "Invoice copy", "Login link", "Export fails"]  # by the customer's message
+    waiting = subjects(client.get("/tickets?status=all&sort=waiting").get_data(as_text=True))
+    assert waiting == list(reversed(everything))
+    latest = subjects(client.get("/tickets?status=all&sort=updated").get_data(as_text=True))
+    assert latest[0] == "Thanks!"  # the last change of any kind, when the agent asks for it
+
+
+def test_tabs_and_counts_keep_the_assignee_filter(signed_in, db):
+    client, _, agent = signed_in()
+    file_tickets(client, db)
+    db.session.execute(update(Ticket).where(Ticket.number.in_(["TKT-0001", "TKT-0004"])).values(assigned_to=agent.id))
+    db.session.commit()
+    mine = client.get("/tickets?assignee=mine").get_data(as_text=True)
+    assert subjects(mine) == ["Export fails"]
+    assert tab_count(mine, "All open") == 1 and tab_count(mine, "Closed") == 1 and tab_count(mine, "Pending") == 0
+    closed_tab = re.search(r'href="([^"]+)"[^>]*>\s*Closed', mine).group(1).replace("&amp;", "&")
+    assert "assignee=mine" in closed_tab  # choosing a status keeps "Mine"
+    assert subjects(client.get(closed_tab).get_data(as_text=True)) == ["Thanks!"]
+
+
+def test_each_row_previews_the_latest_customer_message_and_says_who_waits(signed_in, db):
+    client, _, _ = signed_in()
+    file_tickets(client, db)
+    page = client.get("/tickets").get_data(as_text=True)
+    assert '<span class="preview">The CSV export spins forever on my portfolio.</span>' in page
+    assert page.count("Waiting since") == 2  # both open tickets await an answer
+
+
+def test_an_empty_view_says_which_view_is_empty(signed_in, db):
+    client, _, _ = signed_in()
+    file_tickets(client, db)
+    assert "No open or pending tickets assigned to you." in client.get("/tickets?assignee=mine").get_data(as_text=True)
+    assert "No pending tickets tagged “vip”." in client.get("/tickets?status=pending&tag=vip").get_data(as_text=True)
+    assert "No open or pending tickets from nobody@example.com." in client.get(
+        "/tickets?customer=nobody@example.com").get_data(as_text=True)
+    assert subjects(client.get("/tickets?status=closed&assignee=none").get_data(as_text=True)) == ["Thanks!"]
+
+
+def test_a_search_looks_through_every_status(signed_in, db):
+    client, _, _ = signed_in()
+    file_tickets(client, db)
+    assert subjects(client.get("/tickets?q=thank").get_data(as_text=True)) == ["Thanks!"]  # closed, still found
+    assert subjects(client.get("/tickets?q=thank&status=open").get_data(as_text=True)) == []
+
+
+def test_the_agent_api_takes_the_same_views_and_orders(client, db, agent_token):
+    _, headers = agent_token()
+    file_tickets(client, db)
+    active = client.get("/api/v1/agent/tickets?status=active&sort=waiting", headers=headers).get_json()
+    assert [t["number"] for t in active["tickets"]] == ["TKT-0001", "TKT-0002"]
