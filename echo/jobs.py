@@ -48,7 +48,8 @@ def redis_connection() -> Redis:
 def worker_connection() -> Redis:
     """A Redis client of its own for rq's worker loop, which blocks minutes waiting for a job (rq sets
     the time-out it needs on it); the app's short time-outs stay on the app's client."""
-    return Redis.from_url(current_app.config["ECHO"].redis_url, socket_connect_timeout=5, health_check_interval=30)
+    # No health_check_interval here: rq's pub/sub thread on this client then waits out a stop (60 s).
+    return Redis.from_url(current_app.config["ECHO"].redis_url, socket_connect_timeout=5)
 
 
 def redis_unavailable() -> bool:
