@@ -16,10 +16,14 @@ from sqlalchemy.engine import make_url
 from echo import create_app
 from echo.config import normalize_database_url
 from echo.extensions import db as _db
-from echo.jobs import QUEUES
+from echo.jobs import QUEUES, PromptUnsubscribe
 from tests.fakes.postmark import FakePostmark
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class BurstWorker(PromptUnsubscribe, SimpleWorker):
+    """rq's in-process worker, as the tests run it, that stops at once when the queues are empty."""
 WEBHOOK_AUTH = ("postmark-test", "webhook-test-password")
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -159,7 +163,7 @@ def run_jobs(app):
         with app.app_context():  # the worker's own context and session, as in a worker process
             connection = worker_connection()
         with app.app_context():  # the worker's own context and session, as in a worker process
-            SimpleWorker(list(QUEUES), connection=connection).work(burst=True)
+            BurstWorker(list(QUEUES), connection=connection).work(burst=True)
         connection.close()
         assert wait_for_sends(60)  # as a worker does before it stops
         _db.session.expire_all()

@@ -74,7 +74,7 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from echo import jobs
-from echo.jobs import QUEUES, worker_connection
+from echo.jobs import QUEUES, PromptUnsubscribe, worker_connection
 from echo.mail import postmark
 from echo.mail.tasks import wait_for_sends
 from workers import clock
@@ -256,7 +256,7 @@ def _work(supervisor: _Supervisor) -> int:
     return _REPLACE if worker.replace else 0
 
 
-class JobProcessWorker(SimpleWorker):
+class JobProcessWorker(PromptUnsubscribe, SimpleWorker):
     """rq's in-process worker that reports each job's deadline and asks to be replaced when it should be."""
 
     _beat_at, _beat_ttl = 0.0, 0  # when the last heartbeat went out, and for how long

@@ -5,11 +5,11 @@ unset (development, tests) they fall back to a fixed address, never to the reque
 
 import pytest
 from flask import g
-from rq import SimpleWorker
 
 from echo.console.auth_views import invitation_link
 from echo.extensions import db
 from echo.jobs import QUEUES, redis_connection
+from tests.conftest import BurstWorker
 from tests.console.conftest import CSRF
 from tests.factories import AgentFactory
 from tests.fakes.authenticator import SoftAuthenticator
@@ -31,7 +31,7 @@ def site(request, make_app):
 
 
 def work_jobs():
-    SimpleWorker(list(QUEUES), connection=redis_connection()).work(burst=True)
+    BurstWorker(list(QUEUES), connection=redis_connection()).work(burst=True)
     db.session.expire_all()
 
 

@@ -6,7 +6,6 @@ import time
 from datetime import timedelta
 
 import time_machine
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from echo.db import utcnow
@@ -15,6 +14,7 @@ from echo.jobs import QUEUES, worker_connection
 from echo.mail import postmark as postmark_api
 from echo.mail.models import OutboxMessage
 from echo.mail.tasks import sweep_outbox
+from tests.conftest import BurstWorker
 from tests.faults.conftest import wait_for
 from tests.mailbuilder import inbound_payload, post_inbound
 
@@ -44,7 +44,7 @@ def test_one_answer_that_never_comes_holds_up_no_one_else(faulty_app, own_redis,
     worker.wait(30)
     with faulty_app.app_context(), time_machine.travel(utcnow() + timedelta(minutes=5), tick=False):
         assert sweep_outbox() == 1
-        SimpleWorker(list(QUEUES), connection=worker_connection()).work(burst=True)
+        BurstWorker(list(QUEUES), connection=worker_connection()).work(burst=True)
     recovered = row_of(faulty_app, slow)
     assert recovered.state == "sent"
     assert [m["To"] for m in postmark.sent].count(slow) == 1  # found at Postmark, not sent a second time

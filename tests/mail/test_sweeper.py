@@ -5,13 +5,14 @@ from datetime import timedelta
 
 import time_machine
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select, update
 
 from echo.db import utcnow
 from echo.jobs import QUEUES, exclusive_key, worker_connection
 from echo.mail import tasks
 from echo.mail.models import OutboxMessage
+from tests.conftest import BurstWorker
 from tests.mailbuilder import inbound_payload, post_inbound
 from workers import clock
 
@@ -97,7 +98,7 @@ def test_the_clock_skips_a_sweep_while_the_last_one_is_unfinished(app, redis_url
         assert clock.tick(app, sweep) == []
     assert Queue("sweep", connection=connection).count == 1
     with app.app_context():
-        SimpleWorker(["sweep"], connection=worker_connection()).work(burst=True)
+        BurstWorker(["sweep"], connection=worker_connection()).work(burst=True)
     assert not connection.exists(exclusive_key(tasks.sweep_outbox))  # the finished sweep cleared its mark
     connection.delete("echo:clock:echo.mail.tasks.sweep_outbox")
     assert clock.tick(app, sweep) == ["echo.mail.tasks.sweep_outbox"]
@@ -112,7 +113,7 @@ def test_an_agents_reply_is_sent_before_a_backlog_of_acknowledgements(client, db
     monkeypatch.setattr(tasks, "DRAIN_BATCH", 4)
     monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0.0)  # one claim per job: the order of jobs shows
     with app.app_context():
-        SimpleWorker(list(QUEUES), connection=worker_connection()).work(burst=True, max_jobs=1)
+        BurstWorker(list(QUEUES), connection=worker_connection()).work(burst=True, max_jobs=1)
     assert tasks.wait_for_sends(30)
     first_job = [m["To"] for m in postmark.sent]
     assert len(first_job) == 4 and "alice0@example.com" in first_job

@@ -59,8 +59,10 @@ def test_jobs_run_in_one_warm_process_not_a_fork_each(worker, jobs, tmp_path):
     log = tmp_path / "pids"
     for _ in range(3):
         jobs.enqueue(f"{JOBS}.note_pid", str(log))
+    started = time.monotonic()
     supervisor = worker()
     assert supervisor.wait(60) == 0
+    assert time.monotonic() - started < 20  # and it stops at once when they are done (rq's pub/sub took 60 s)
     runs = noted(log)
     assert len(runs) == 3
     assert len({pid for pid, _ in runs}) == 1  # the same process ran every job
