@@ -8,7 +8,7 @@ from flask import g
 
 from echo.console.auth_views import invitation_link
 from echo.extensions import db
-from echo.jobs import QUEUES, redis_connection
+from echo.jobs import QUEUES, worker_connection
 from tests.conftest import BurstWorker
 from tests.console.conftest import CSRF
 from tests.factories import AgentFactory
@@ -31,7 +31,7 @@ def site(request, make_app):
 
 
 def work_jobs():
-    BurstWorker(list(QUEUES), connection=redis_connection()).work(burst=True)
+    BurstWorker(list(QUEUES), connection=worker_connection()).work(burst=True)
     db.session.expire_all()
 
 
