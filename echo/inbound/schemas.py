@@ -115,6 +115,11 @@ class InboundEmail(_Model):
 _ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+\.[^\s<>,;:\"()\[\]@]+")
 
 
+def is_address(address: str) -> bool:
+    """Whether a (normalised) address has the shape mail can be sent to: local@domain.tld."""
+    return bool(address) and _ADDRESS.fullmatch(address) is not None
+
+
 def normalize_email(address: str) -> str:
     address = address.strip().strip("<>").strip()
     local, at, domain = address.rpartition("@")

@@ -104,8 +104,10 @@ def references_header(ids: list[str]) -> dict[str, str]:
 def reply(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
     ticket = db.session.get_one(Ticket, outbox.ticket_id)
     thread = db.session.get_one(Thread, outbox.thread_id)
-    context = {"ticket": ticket, "thread": thread, "portal_link": portal_link(ticket)}
-    return context, references_header(thread_ids(ticket, before=thread.created_at))
+    earlier = thread_ids(ticket, before=thread.created_at)
+    # The first message of a conversation an agent started answers nothing: no "Re:".
+    context = {"ticket": ticket, "thread": thread, "portal_link": portal_link(ticket), "first": not earlier}
+    return context, references_header(earlier)
 
 
 @email("auto_closed")

@@ -75,6 +75,21 @@ def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, bo
     return ReplyResult(thread, outbox)
 
 
+def start_conversation(*, actor: Actor, customer_email: str, customer_name: str | None, subject: str,
+                       body_text: str | None = None, body_html: str | None = None,
+                       status: str | None = "pending") -> ReplyResult:
+    """An agent writes to a customer first: a new ticket (the customer found or created by address, never
+    renamed) whose first message is the agent's, sent and threaded like any reply."""
+    from echo.customers.service import upsert_customer
+    from echo.tickets.service import open_ticket
+
+    customer = upsert_customer(customer_email, customer_name, rename=False)
+    ref = open_ticket(customer.id, subject.strip(), source="console", customer_wrote=False)
+    ticket = db.session.get_one(Ticket, ref.id)
+    audit.record(actor, "tickets.start", "ticket", ticket.id)
+    return send_reply(ticket, actor=actor, body_text=body_text, body_html=body_html, status=status)
+
+
 def clear_bounce(customer_id: uuid.UUID, *, actor: Actor) -> None:
     """An agent confirms the address works again; held replies may be retried."""
     customer = db.session.get(Customer, customer_id)

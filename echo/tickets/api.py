@@ -10,9 +10,11 @@ from echo.agents.service import agent_for_token
 from echo.errors import InvalidPayload, Unauthorized
 from echo.extensions import db
 from echo.http import json_body
+from echo.outbound import service as outbound
 from echo.outbound.service import send_reply
 from echo.tickets import queries, service
-from echo.tickets.schemas import MergeIn, NoteIn, ReplyIn, TicketPatch, outbox_json, parse, ticket_json
+from echo.tickets.models import Ticket
+from echo.tickets.schemas import ConversationIn, MergeIn, NoteIn, ReplyIn, TicketPatch, outbox_json, parse, ticket_json
 
 bp = Blueprint("agent_api", __name__, url_prefix="/api/v1/agent")
 
@@ -72,6 +74,17 @@ def list_tickets():
     response = jsonify(tickets=tickets, total=found.total, total_exact=not found.capped, page=filters.page,
                        per_page=filters.per_page)
     db.session.commit()  # the token's last-use stamp, once the page is built (a commit expires what it loaded)
+    return response
+
+
+@bp.post("/tickets")
+def start_conversation():
+    body = parse(ConversationIn, json_body())
+    result = outbound.start_conversation(
+        actor=g.actor, customer_email=body.customer_email, customer_name=body.customer_name, subject=body.subject,
+        body_text=body.body_text, body_html=body.body_html, status=body.status)
+    response = _ticket_response(db.session.get_one(Ticket, result.thread.ticket_id), 201)
+    db.session.commit()
     return response
 
 

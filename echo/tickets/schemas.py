@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from echo.mail.models import OutboxMessage
 from echo.tickets.models import Category, Thread, Ticket
@@ -19,6 +19,27 @@ class ReplyIn(_Strict):
     body_text: Annotated[str, Field(max_length=200_000)] | None = None
     body_html: Annotated[str, Field(max_length=400_000)] | None = None
     status: Literal["open", "pending", "resolved"] | None = "pending"
+
+
+class ConversationIn(_Strict):
+    """A conversation an agent starts: the customer (found or created by address) and the first message."""
+
+    customer_email: Annotated[str, Field(max_length=320)]
+    customer_name: Annotated[str, Field(max_length=200)] | None = None
+    subject: Annotated[str, Field(min_length=1, max_length=1000)]
+    body_text: Annotated[str, Field(max_length=200_000)] | None = None
+    body_html: Annotated[str, Field(max_length=400_000)] | None = None
+    status: Literal["open", "pending", "resolved"] | None = "pending"
+
+    @field_validator("customer_email")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        from echo.inbound.schemas import is_address, normalize_email
+
+        address = normalize_email(value)
+        if not is_address(address):
+            raise ValueError("This is not an email address.")
+        return address
 
 
 class NoteIn(_Strict):

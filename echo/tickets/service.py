@@ -108,11 +108,13 @@ def survivor(ticket: Ticket) -> Ticket:
 
 def open_ticket(customer_id: uuid.UUID | None, subject: str, *, source: str, category: str | None = None,
                 tags: Sequence[str] = (), quarantine_reason: str | None = None,
-                previous_ticket_id: uuid.UUID | None = None, read_by_customer: bool = False) -> TicketRef:
+                previous_ticket_id: uuid.UUID | None = None, read_by_customer: bool = False,
+                customer_wrote: bool | None = None) -> TicketRef:
     """Start a conversation: the one place a ticket is created (mail, portal, reports), in one INSERT.
 
-    A customer's ticket starts with their message (`record_customer_message` writes it next);
-    `quarantine_reason` holds it out of the inbox (spam, flood, unauthenticated)."""
+    A customer's ticket starts with their message (`record_customer_message` writes it next), an
+    agent's with the agent's (`customer_wrote=False`, `outbound.service.start_conversation`);
+    `quarantine_reason` holds it out of the inbox (spam, flood, unauthenticated, auto_reply)."""
     if category is not None and category not in CATEGORIES:
         raise InvalidPayload(f"Category must be one of {', '.join(CATEGORIES)}.", code="invalid_category")
     ticket_id = uuid.uuid4()
@@ -120,7 +122,8 @@ def open_ticket(customer_id: uuid.UUID | None, subject: str, *, source: str, cat
         db.session.connection(), id=ticket_id, customer_id=customer_id, subject=subject or "(no subject)",
         category=category, source=source, quarantined=quarantine_reason is not None,
         quarantine_reason=quarantine_reason, previous_ticket_id=previous_ticket_id, tags=normalize_tags(list(tags)),
-        customer_wrote=customer_id is not None, read_by_customer=read_by_customer,
+        customer_wrote=customer_id is not None if customer_wrote is None else customer_wrote,
+        read_by_customer=read_by_customer,
     )
     return TicketRef(ticket_id, number, customer_id, "open", quarantine_reason is not None, None, None)
 

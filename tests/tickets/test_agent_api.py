@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from echo.agents.models import AgentToken
 from tests.factories import AgentFactory
@@ -143,3 +143,63 @@ def test_a_search_page_costs_a_few_statements_whatever_its_length(client, db, ag
     assert stamped is not None  # the stamp still landed
     again = statements_during(db.engine, lambda: client.get("/api/v1/agent/tickets?q=export", headers=headers))
     assert len(again) == 4, "\n\n".join(again)  # stamped a moment ago: no second stamp
+
+
+# --- conversations an agent starts ------------------------------------------------------------
+
+
+def test_an_agent_starts_a_conversation_that_threads_like_any_other(client, db, agent_token, run_jobs, postmark):
+    from echo.tickets.models import Thread, Ticket
+
+    _, headers = agent_token()
+    response = client.post("/api/v1/agent/tickets", headers=headers, json={
+        "customer_email": " Dana@Example.com ", "customer_name": "Dana", "subject": "Your refund",
+        "body_text": "Hello Dana, your refund went out today."})
+    assert response.status_code == 201, response.get_json()
+    started = response.get_json()
+    assert started["number"] == "TKT-0001" and started["status"] == "pending"
+    assert started["customer"]["email"] == "dana@example.com"
+    run_jobs()
+    [sent] = postmark.sent
+    assert sent["To"] == "dana@example.com" and sent["Subject"] == "Your refund [TKT-0001]"  # no "Re:": it is the first
+    ticket = db.session.scalar(select(Ticket))
+    assert ticket.source == "console" and ticket.last_customer_reply_at is None  # nobody is waiting on it yet
+    answer = post_inbound(client, inbound_payload(sender="dana@example.com", subject="Re: Your refund",
+                                                  in_reply_to=f"<{sent['MessageID']}@mtasv.net>",
+                                                  text="Thank you!")).get_json()
+    assert answer["status"] == "appended" and answer["ticket_id"] == started["id"]
+    assert db.session.scalar(select(func.count()).select_from(Thread)) == 2
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"customer_email": "not an address", "subject": "Hi", "body_text": "Hello"}, 422),
+    ({"customer_email": "dana@example.com", "subject": "", "body_text": "Hello"}, 422),
+    ({"customer_email": "dana@example.com", "subject": "Hi", "body_text": "   "}, 422),
+    ({"customer_email": "dana@example.com", "subject": "Hi"}, 422),
+    ({"customer_email": "dana@example.com", "subject": "Hi", "body_text": "Hello", "cc": "x"}, 422),
+])
+def test_a_conversation_that_cannot_start_writes_nothing(client, db, agent_token, body, code):
+    from echo.customers.models import Customer
+    from echo.tickets.models import Ticket
+
+    _, headers = agent_token()
+    response = client.post("/api/v1/agent/tickets", headers=headers, json=body)
+    assert response.status_code == code and response.get_json()["error"]
+    db.session.rollback()  # the request is over; only what it committed is there
+    assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_a_conversation_with_a_bounced_address_is_refused_and_leaves_no_ticket(client, db, agent_token):
+    from echo.customers.models import Customer
+    from echo.tickets.models import Ticket
+
+    _, headers = agent_token()
+    post_inbound(client, inbound_payload(sender="gone@example.com"))
+    db.session.execute(update(Customer).values(email_bounced=True))
+    db.session.commit()
+    response = client.post("/api/v1/agent/tickets", headers=headers, json={
+        "customer_email": "gone@example.com", "subject": "Hi", "body_text": "Hello"})
+    assert response.status_code == 409 and response.get_json()["error"] == "recipient_bounced"
+    db.session.rollback()  # the request is over; only what it committed is there
+    assert db.session.scalar(select(func.count()).select_from(Ticket)) == 1  # only the one the customer opened
