@@ -25,9 +25,11 @@ from echo.extensions import csrf, db
 from echo.inbound import sanitize
 from echo.mail.models import OutboxMessage
 from echo.outbound.service import clear_bounce, retry_outbox, send_reply
+from echo.outbound.service import start_conversation as start_conversation_for
 from echo.search.service import shortcut
 from echo.tickets import queries, service
 from echo.tickets.models import STATUSES, Thread, Ticket, TicketRead
+from echo.tickets.schemas import ConversationIn, parse
 
 bp = Blueprint("console", __name__, url_prefix="/tickets", static_folder="../static",
                static_url_path="/static")
@@ -216,6 +218,35 @@ def _uploaded_files() -> list[attachments.IncomingFile]:
             data=data, content_id=None,
         ))
     return files
+
+
+@bp.get("/new")
+def new_conversation():
+    return render_template("console/new_conversation.html", form={}, error=None)
+
+
+@bp.post("/new")
+def start_conversation():
+    """An agent writes to a customer first (the agent API's `POST /api/v1/agent/tickets`, as a form)."""
+    form = {name: request.form.get(name, "") for name in ("customer_email", "customer_name", "subject", "body")}
+    try:
+        body = parse(ConversationIn, {"customer_email": form["customer_email"],
+                                      "customer_name": form["customer_name"].strip() or None,
+                                      "subject": form["subject"].strip(), "body_text": form["body"]})
+        result = start_conversation_for(actor=g.actor, customer_email=body.customer_email,
+                                        customer_name=body.customer_name, subject=body.subject,
+                                        body_text=body.body_text)
+    except EchoError as exc:
+        db.session.rollback()
+        labels = {"customer_email": "Customer email", "customer_name": "Name", "subject": "Subject",
+                  "body_text": "Message"}
+        problems = [f"{labels.get(d.get('field', ''), d.get('field', ''))}: {d.get('problem', '')}"
+                    for d in (exc.details or [])]
+        message = " ".join([exc.message if not problems else "Please check:", *problems])
+        return render_template("console/new_conversation.html", form=form, error=message), exc.status
+    number = db.session.get_one(Ticket, result.thread.ticket_id).number
+    db.session.commit()
+    return redirect(url_for("console.ticket", number=number))
 
 
 @bp.post("/<number>/reply")

@@ -4,7 +4,7 @@ order by the customer's latest message, a preview line, and empty states that sa
 import re
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from echo.db import utcnow
 from echo.tickets.models import Ticket
@@ -103,3 +103,22 @@ def test_the_agent_api_takes_the_same_views_and_orders(client, db, agent_token):
     file_tickets(client, db)
     active = client.get("/api/v1/agent/tickets?status=active&sort=waiting", headers=headers).get_json()
     assert [t["number"] for t in active["tickets"]] == ["TKT-0001", "TKT-0002"]
+
+
+def test_an_agent_starts_a_conversation_from_the_console(signed_in, db, run_jobs, postmark):
+    client, token, _ = signed_in()
+    assert "New conversation" in client.get("/tickets").get_data(as_text=True)
+    assert client.get("/tickets/new").status_code == 200
+    refused = client.post("/tickets/new", data={"csrf_token": token, "customer_email": "dana at example",
+                                                "subject": "Your refund", "body": "It went out today."})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Customer email" in page and "Your refund" in page  # typed text kept
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
+    started = client.post("/tickets/new", data={"csrf_token": token, "customer_email": "dana@example.com",
+                                                "customer_name": "Dana", "subject": "Your refund",
+                                                "body": "It went out today."})
+    assert started.status_code == 302 and started.headers["Location"].endswith("/tickets/TKT-0001")
+    run_jobs()
+    assert [(m["To"], m["Subject"]) for m in postmark.sent] == [("dana@example.com", "Your refund [TKT-0001]")]
+    assert "Your refund" in client.get("/tickets/TKT-0001").get_data(as_text=True)
