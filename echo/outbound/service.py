@@ -99,14 +99,17 @@ def clear_bounce(customer_id: uuid.UUID, *, actor: Actor) -> None:
 
 
 def retry_outbox(outbox_id: uuid.UUID, *, actor: Actor, ticket_id: uuid.UUID | None = None) -> OutboxMessage:
-    """Put a failed or expired message back in the queue (after the agent fixed the cause)."""
+    """Put a failed or expired message back in the queue (after the agent fixed the cause), or send a
+    queued one that is waiting for its next attempt now ("send now")."""
     from echo.jobs import enqueue_after_commit
     from echo.mail.tasks import deliver_due, job_options, queue_for
 
     outbox = db.session.get(OutboxMessage, outbox_id)
     if outbox is None or (ticket_id is not None and outbox.ticket_id != ticket_id):
         raise NotFound("No such outgoing message.")
-    if outbox.state in ("failed", "expired"):
+    if outbox.state in ("failed", "expired") or (outbox.state == "queued" and outbox.next_attempt_at > utcnow()):
+        if outbox.state != "queued":
+            outbox.created_at = utcnow()  # a fresh day of attempts before it expires again
         outbox.state, outbox.next_attempt_at = "queued", utcnow()
         audit.record(actor, "outbox.retry", "outbox", outbox.id)
         enqueue_after_commit(deliver_due, str(outbox.id), queue_name=queue_for(outbox.kind), **job_options(outbox.id))

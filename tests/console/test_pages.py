@@ -1,5 +1,6 @@
 """Console pages: inbox, search, ticket actions, customer page and attachment downloads."""
 
+import re
 import uuid
 
 import pytest
@@ -174,3 +175,20 @@ def test_quoted_text_is_offered_only_when_something_was_hidden(signed_in):
                                          text="It works.\n\nOn Mon, Nov 2, Raxx <support@raxx.app> wrote:\n> Try"))
     page = client.get("/tickets/TKT-0001").get_data(as_text=True)
     assert page.count("Show quoted text") == 1
+
+
+def test_a_reply_waiting_for_its_next_attempt_says_why_and_can_be_sent_now(signed_in, db, run_jobs, postmark):
+    client, token, _ = signed_in()
+    post_inbound(client, inbound_payload(headers={"Auto-Submitted": "no"}))
+    run_jobs()
+    postmark.reset()
+    postmark.fail_next(status=503)
+    client.post("/tickets/TKT-0001/reply", data={"csrf_token": token, "body": "Here is the fix."})
+    run_jobs()
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    assert "Not sent yet (1 attempt)" in page and "Send now" in page and "HTTP 503" in page
+    outbox_id = re.search(r'/outbox/([0-9a-f-]+)/retry', page).group(1)
+    assert client.post(f"/tickets/TKT-0001/outbox/{outbox_id}/retry", data={"csrf_token": token}).status_code == 302
+    run_jobs()
+    assert [m["TextBody"].startswith("Here is the fix.") for m in postmark.sent] == [True]
+    assert "Send now" not in client.get("/tickets/TKT-0001").get_data(as_text=True)
