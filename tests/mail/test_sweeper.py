@@ -22,6 +22,12 @@ def new_tickets(client, count: int, sender: str = "alice{}@example.com") -> None
         assert post_inbound(client, inbound_payload(sender=sender.format(i), subject=f"Problem {i}")).status_code == 200
 
 
+def agent_replies(client, agent_token, number: str, text: str) -> None:
+    _, headers = agent_token()
+    assert client.post(f"/api/v1/agent/tickets/{number}/replies", headers=headers,
+                       json={"body_text": text}).status_code == 201
+
+
 def queued_jobs(redis_url) -> dict[str, list[str]]:
     connection = Redis.from_url(redis_url)
     return {name: Queue(name, connection=connection).job_ids for name in QUEUES}
@@ -49,10 +55,8 @@ def test_sweeps_during_a_backlog_leave_one_job_per_email(client, db, call_task, 
 
 def test_a_sweep_takes_the_oldest_first_and_replies_before_them(client, db, call_task, redis_url, agent_token,
                                                                  monkeypatch):
-    _, headers = agent_token()
     new_tickets(client, 4)
-    assert client.post("/api/v1/agent/tickets/TKT-0004/replies", headers=headers,
-                       json={"body_text": "Here you go."}).status_code == 201
+    agent_replies(client, agent_token, "TKT-0004", "Here you go.")
     rows = outbox(db)
     reply = next(row for row in rows if row.kind == "reply")
     acks = [row for row in rows if row.kind == "acknowledgement"]
@@ -106,10 +110,8 @@ def test_the_clock_skips_a_sweep_while_the_last_one_is_unfinished(app, redis_url
 
 def test_an_agents_reply_is_sent_before_a_backlog_of_acknowledgements(client, db, postmark, agent_token, app,
                                                                        monkeypatch):
-    _, headers = agent_token()
     new_tickets(client, 30)
-    assert client.post("/api/v1/agent/tickets/TKT-0001/replies", headers=headers,
-                       json={"body_text": "Answered."}).status_code == 201
+    agent_replies(client, agent_token, "TKT-0001", "Answered.")
     monkeypatch.setattr(tasks, "DRAIN_BATCH", 4)
     monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0.0)  # one claim per job: the order of jobs shows
     with app.app_context():
