@@ -99,9 +99,17 @@
     button.closest(".remote-images").remove();
   });
 
-  // Keyboard: j/k move through the inbox, Enter opens, / searches, r replies, n notes, g then i goes to the inbox.
+  // Keyboard: j/k move through the inbox, Enter opens, / searches, r replies, n notes, g then i goes to the inbox,
+  // Ctrl/Cmd+Enter sends what is being typed.
   let lastKey = "";
   document.addEventListener("keydown", (event) => {
+    // Ctrl/Cmd+Enter in a reply or note box sends it (through the form, so HTMX and checks still apply).
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.tagName === "TEXTAREA"
+        && event.target.form) {
+      event.preventDefault();
+      event.target.form.requestSubmit();
+      return;
+    }
     const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName) || event.target.isContentEditable;
     if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
     const rows = Array.from(document.querySelectorAll(".list .row"));

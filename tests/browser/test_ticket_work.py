@@ -67,3 +67,15 @@ def test_reply_note_assign_and_status_from_the_ticket_page(signed_in, client, db
     assert [m["To"] for m in postmark.sent if m not in to_customer] == ["sam@raxx.app"]  # the assignment notice
     assert not any(NOTE in str(m) or "legacy plan" in str(m) for m in postmark.sent)
     assert js_errors == []
+
+
+def test_control_enter_sends_the_reply_being_typed(signed_in, client, db, js_errors):
+    page = signed_in
+    assert post_inbound(client, inbound_payload(subject="Export button does nothing")).status_code == 200
+    page.goto("/tickets/TKT-0001")
+    page.fill("#reply-body", REPLY)
+    page.press("#reply-body", "Control+Enter")
+    expect(page.locator(".banner.ok")).to_have_text("Reply queued. It leaves in a moment.")
+    expect(page.locator("article.message.reply .body")).to_have_text(REPLY)
+    db.session.expire_all()
+    assert db.session.scalar(select(Thread.body_text).where(Thread.direction == "outbound")) == REPLY
