@@ -106,9 +106,11 @@ def _send_pending_jobs(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    names = ", ".join(f"{getattr(func, '__name__', func)} on {queue_name}" for queue_name, func, _a, _o in pending)
+    def names() -> str:  # for the log lines only: not built on the hot path of every commit
+        return ", ".join(f"{getattr(func, '__name__', func)} on {queue_name}" for queue_name, func, _a, _o in pending)
+
     if redis_unavailable():
-        log.warning("Redis unavailable: %s left to the sweeper", names)
+        log.warning("Redis unavailable: %s left to the sweeper", names())
         return
     # Every job of the transaction in one pipeline: one Redis round trip, whatever the count.
     try:
@@ -118,9 +120,9 @@ def _send_pending_jobs(session: Session) -> None:
             pipe.execute()
     except RedisError as exc:  # the rows are committed; the sweeper enqueues them once Redis is back
         note_redis_failure(exc)
-        log.error("could not enqueue %s (%s); left to the sweeper", names, type(exc).__name__)
+        log.error("could not enqueue %s (%s); left to the sweeper", names(), type(exc).__name__)
     except Exception:
-        log.exception("could not enqueue %s", names)
+        log.exception("could not enqueue %s", names())
 
 
 def waiting_jobs(job_ids: Iterable[str]) -> set[str]:

@@ -24,8 +24,8 @@ from echo.errors import EchoError, page_error
 from echo.extensions import csrf, db
 from echo.inbound import sanitize
 from echo.mail.models import OutboxMessage
+from echo.outbound import service as outbound
 from echo.outbound.service import clear_bounce, retry_outbox, send_reply
-from echo.outbound.service import start_conversation as start_conversation_for
 from echo.search.service import shortcut
 from echo.tickets import queries, service
 from echo.tickets.models import STATUSES, Thread, Ticket, TicketRead
@@ -233,9 +233,9 @@ def start_conversation():
         body = parse(ConversationIn, {"customer_email": form["customer_email"],
                                       "customer_name": form["customer_name"].strip() or None,
                                       "subject": form["subject"].strip(), "body_text": form["body"]})
-        result = start_conversation_for(actor=g.actor, customer_email=body.customer_email,
-                                        customer_name=body.customer_name, subject=body.subject,
-                                        body_text=body.body_text)
+        result = outbound.start_conversation(actor=g.actor, customer_email=body.customer_email,
+                                            customer_name=body.customer_name, subject=body.subject,
+                                            body_text=body.body_text)
     except EchoError as exc:
         db.session.rollback()
         labels = {"customer_email": "Customer email", "customer_name": "Name", "subject": "Subject",

@@ -18,6 +18,8 @@ READ_TIMEOUT = 10.0
 
 # Postmark ErrorCodes that no retry will fix: inactive recipient, invalid address, and friends.
 PERMANENT_ERROR_CODES = {300, 406, 409, 411, 412, 413, 415, 416, 422, 1000, 1001}
+# Of those, the ones that say the address itself can never receive mail (invalid, inactive recipient).
+DEAD_ADDRESS_CODES = frozenset({300, 406})
 
 
 class SendError(Exception):

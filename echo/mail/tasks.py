@@ -278,7 +278,7 @@ def _send_one(item: _Claimed) -> str:
         postmark_id = postmark.send(item.message)
     except postmark.SendError as exc:
         state = _record_failure(item.row, exc)
-        return "dead-address" if state == "failed" and exc.error_code in (300, 406) else state
+        return "dead-address" if state == "failed" and exc.error_code in postmark.DEAD_ADDRESS_CODES else state
     return _record_sent(item.row, postmark_id)
 
 
@@ -333,7 +333,7 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID], first: uuid.UUID | N
     send_by = time.monotonic() + SEND_WINDOW
     params = {"now": now, "unrenderable": list(unrenderable), "first": first, "batch": limit}
     rows = db.session.execute(_claim_due_statement(), params).all()  # held while rendering, with their tickets
-    batch: list[_Claimed] = []
+    rendered: list[tuple[OutboxMessage, postmark.OutgoingEmail, datetime | None]] = []
     settled: list[dict[str, Any]] = []
     for outbox, bounced, _ticket in rows:
         if bounced:
@@ -341,18 +341,16 @@ def _claim_due(now: datetime, unrenderable: set[uuid.UUID], first: uuid.UUID | N
             settled.append(_values(outbox))
             continue
         try:
-            message = emails.render(outbox)
+            rendered.append((outbox, emails.render(outbox), outbox.attempted_at))
         except Exception:
             log.exception("outbox %s: could not build the email; left queued", outbox.id)
             db.session.rollback()  # and the batch is claimed again without it
             unrenderable.add(outbox.id)
             return limit, [], []
-        batch.append(_Claimed(_values(outbox), message, now, outbox.attempted_at, send_by))
-    claimed = [outbox for outbox, bounced, _ticket in rows if not bounced]
-    _mark_sending(claimed, now)
+    _mark_sending([outbox for outbox, _message, _previous in rendered], now)
     db.session.commit()
-    for item, outbox in zip(batch, claimed, strict=True):
-        item.row["attempts"] = outbox.attempts  # as marked: the attempt under way
+    # Read once marked: `attempts` counts the attempt under way.
+    batch = [_Claimed(_values(outbox), message, now, previous, send_by) for outbox, message, previous in rendered]
     return len(rows), batch, settled
 
 
@@ -462,7 +460,7 @@ def _record_failure(row: dict[str, Any], exc: postmark.SendError) -> str:
         values["state"] = "sending"
     elif exc.permanent:
         values["state"] = "failed"
-        if exc.error_code in (300, 406):
+        if exc.error_code in postmark.DEAD_ADDRESS_CODES:
             _flag_recipient(row["to_email"])
     elif utcnow() - row["created_at"] >= GIVE_UP_AFTER:
         values["state"] = "expired"

@@ -75,3 +75,12 @@ def test_a_frozen_redis_costs_a_webhook_at_most_a_second_and_loses_nothing(fault
     with faulty_app.app_context():
         assert sweep_outbox() == 5  # thawed: the sweeper gives each its job
     assert Queue("mail", connection=Redis.from_url(own_redis.url)).count == 5
+
+
+def test_a_request_that_needs_redis_while_it_is_away_is_a_503_not_a_500(faulty_app, own_redis):
+    client = faulty_app.test_client()
+    own_redis.stop()
+    response = client.get("/api/sessions/webauthn/challenge")  # its rate limit and its challenge live in Redis
+    assert response.status_code == 503 and response.get_json()["error"] == "unavailable"
+    own_redis.start()
+    assert client.get("/api/sessions/webauthn/challenge").status_code == 200
