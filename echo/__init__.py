@@ -34,6 +34,7 @@ def _blueprints() -> tuple[Blueprint, ...]:
     module singletons that take handlers only before their first registration: hence once per process.
     """
     from echo import errors
+    from echo.console.admin_views import bp as console_admin
     from echo.console.auth_views import bp as console_auth
     from echo.console.views import bp as console
     from echo.inbound.views import bp as inbound
@@ -44,7 +45,8 @@ def _blueprints() -> tuple[Blueprint, ...]:
     from echo.tickets.api import bp as agent_api
 
     # The webhooks and fixed paths come before the console, whose /tickets/<number> catches the rest.
-    routed = (inbound, outbound, investigate, agent_api, portal_api, portal_sessions, console_auth, console)
+    routed = (inbound, outbound, investigate, agent_api, portal_api, portal_sessions, console_auth, console_admin,
+              console)
     for blueprint in routed:
         errors.register_error_handlers(blueprint)
     return (templates, *routed)

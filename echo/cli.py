@@ -433,6 +433,58 @@ def agents_revoke_tokens(email: str) -> None:
     click.echo(f"Revoked {count} token(s).")
 
 
+@agents.command("list")
+@with_appcontext
+def agents_list() -> None:
+    """Every agent: email, role, active or not, last sign-in."""
+    from echo.agents.service import team
+
+    for agent, last in team():
+        state = "active" if agent.active else "deactivated"
+        click.echo(f"{agent.email}\t{agent.role}\t{state}\t{last.isoformat(timespec='minutes') if last else 'never'}")
+
+
+@agents.command("role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["ops", "superadmin"]))
+@with_appcontext
+def agents_role(email: str, role: str) -> None:
+    """Change an agent's role."""
+    from echo.actors import SYSTEM
+    from echo.agents.service import find_agent, set_role
+    from echo.errors import EchoError
+    from echo.extensions import db
+
+    try:
+        agent = set_role(find_agent(email), role, actor=SYSTEM)
+    except EchoError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"{agent.email} is now {agent.role}.")
+
+
+@agents.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def agents_deactivate(email: str) -> None:
+    """Offboard an agent: no more sign-in; sessions, tokens and invitations end; open tickets unassigned."""
+    from echo.actors import SYSTEM
+    from echo.agents.service import deactivate, find_agent
+    from echo.errors import EchoError
+    from echo.extensions import db
+
+    try:
+        agent = find_agent(email)
+        if not agent.active:
+            click.echo(f"{agent.email} was already deactivated.")
+            return
+        ended = deactivate(agent, actor=SYSTEM)
+    except EchoError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"{agent.email} is deactivated; {ended} session(s) and token(s) ended.")
+
+
 @click.group("portal")
 def portal() -> None:
     """Customer portal sessions."""

@@ -18,6 +18,7 @@ POSTMARK_DEFAULT_API = "https://api.postmarkapp.com/"
 # Where links and passkeys point outside production when ECHO_CONSOLE_URL / ECHO_PORTAL_URL are
 # unset (`serve` sets ECHO_CONSOLE_URL to its own address): fixed, never a request's Host.
 DEV_CONSOLE_URL = "http://localhost:5000"
+MAX_UNDO_SECONDS = 60
 
 
 class ConfigError(Exception):
@@ -58,6 +59,7 @@ class Settings:
     cf_access_aud: str | None = None
     cf_access_certs_url: str | None = None
     trusted_proxy_hops: int = 0
+    undo_send_seconds: int = 5
 
     @property
     def production(self) -> bool:
@@ -121,7 +123,11 @@ class Settings:
             cf_access_certs_url=reader.url("ECHO_CF_ACCESS_CERTS_URL", ("http", "https")),
             # How many proxies in front may set X-Forwarded-For/-Proto (1 on Heroku); 0 trusts none.
             trusted_proxy_hops=reader.integer("ECHO_TRUSTED_PROXY_HOPS", 0),
+            # How long a reply sent from the console waits in the outbox, so that it can be taken back.
+            undo_send_seconds=reader.integer("ECHO_UNDO_SEND_SECONDS", 5),
         )
+        if settings.undo_send_seconds > MAX_UNDO_SECONDS:
+            reader.problems.append(f"ECHO_UNDO_SEND_SECONDS must be at most {MAX_UNDO_SECONDS}")
         if settings.cf_access_team_domain:
             if not settings.cf_access_aud:
                 reader.problems.append("ECHO_CF_ACCESS_AUD is required with ECHO_CF_ACCESS_TEAM_DOMAIN")

@@ -7,4 +7,4 @@ from echo.customers.models import Customer  # noqa: F401
 from echo.mail.models import OutboxMessage  # noqa: F401
 from echo.passkeys.models import Passkey  # noqa: F401
 from echo.portal.models import CustomerEnrolment, CustomerSession  # noqa: F401
-from echo.tickets.models import MessageId, Thread, Ticket, TicketRead  # noqa: F401
+from echo.tickets.models import BlockedSender, Draft, MessageId, SavedReply, Thread, Ticket, TicketRead  # noqa: F401

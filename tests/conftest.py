@@ -98,6 +98,7 @@ def base_env(database_url, redis_url, fake_postmark, tmp_path_factory):
         "ECHO_PORTAL_URL": "https://support.raxx.app",
         "ECHO_CONSOLE_URL": "https://help.raxx.app",
         "ECHO_STORAGE": "local",
+        "ECHO_UNDO_SEND_SECONDS": "0",  # replies leave at once; tests of undo send set a hold
         "ECHO_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
     }
 

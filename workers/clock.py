@@ -29,10 +29,12 @@ def schedule() -> list[Every]:
     from echo.attachments.tasks import sweep_orphans
     from echo.mail.tasks import sweep_outbox
     from echo.privacy.tasks import retention
-    from echo.tickets.tasks import auto_close
+    from echo.tickets.tasks import auto_close, wake_snoozed
 
     return [
-        Every(10, sweep_outbox, "sweep"),  # retries are due within seconds of their time
+        # Retries, and replies whose undo window ended, leave within seconds of their time.
+        Every(2, sweep_outbox, "sweep"),
+        Every(60, wake_snoozed, "default"),  # a snoozed ticket is back within a minute of its time
         Every(3600, auto_close, "maintenance"),
         Every(24 * 3600, retention, "maintenance"),
         Every(6 * 3600, sweep_orphans, "maintenance"),
@@ -59,7 +61,7 @@ def tick(app: Flask, jobs: list[Every] | None = None) -> list[str]:
     return fired
 
 
-def start(app: Flask, stop: threading.Event, interval: float = 5.0) -> threading.Thread:
+def start(app: Flask, stop: threading.Event, interval: float = 1.0) -> threading.Thread:
     """Run the clock in a daemon thread beside the worker until `stop` is set."""
 
     def loop() -> None:

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from echo.db import created_at, uuid_pk
@@ -22,6 +22,11 @@ class Agent(Model):
     role: Mapped[str] = mapped_column(String(20), nullable=False, default="ops")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"), nullable=False)
     created_at: Mapped[datetime] = created_at()
+    # An IANA zone name ("Europe/Berlin"): the console shows this agent times in it.
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC", server_default="UTC")
+    # Added under each reply the agent writes in the console (plain text).
+    signature: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AgentToken(Model):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, bindparam, case, false, func, literal_column, select, text
+from sqlalchemy import Boolean, bindparam, case, exists, false, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from echo.customers.models import Customer
 from echo.db import execute_compiled
 from echo.extensions import db
-from echo.tickets.models import Ticket
+from echo.tickets.models import BlockedSender, Ticket
 
-customers, tickets = Customer.__table__, Ticket.__table__
+customers, tickets, blocked_senders = Customer.__table__, Ticket.__table__, BlockedSender.__table__
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class CustomerRef:
     display_name: str | None
     email_bounced: bool
     recent_tickets: int  # opened in the last 24 hours (the flood guard's count)
+    blocked: bool = False  # an agent blocked this sender: their mail is quarantined silently
 
 
 _recent_tickets = (
@@ -44,7 +45,8 @@ _UPSERT = _new_customer.on_conflict_do_update(
                                 func.coalesce(_new_customer.excluded.display_name, customers.c.display_name)),
                                else_=customers.c.display_name)},
 ).returning(customers.c.id, customers.c.email, customers.c.display_name, customers.c.email_bounced,
-            _recent_tickets.label("recent_tickets"))
+            _recent_tickets.label("recent_tickets"),
+            exists().where(blocked_senders.c.email == literal_column("customers.email")).label("blocked"))
 
 
 def upsert_customer(email: str, display_name: str | None, *, rename: bool = True) -> CustomerRef:
@@ -55,4 +57,4 @@ def upsert_customer(email: str, display_name: str | None, *, rename: bool = True
     params = {"id": uuid.uuid4(), "email": email, "name": display_name or None, "rename": rename}
     row = execute_compiled(db.session.connection(), _UPSERT, params).fetchone()
     assert row is not None  # an upsert returns its row whether it inserted or updated
-    return CustomerRef(row.id, row.email, row.display_name, row.email_bounced, row.recent_tickets)
+    return CustomerRef(row.id, row.email, row.display_name, row.email_bounced, row.recent_tickets, row.blocked)

@@ -12,6 +12,7 @@ from echo.inbound import limits
 from echo.validation import validate
 
 Text = str | None
+MAX_COPIED = 50  # others on a message kept for reply-all
 
 
 class _Model(BaseModel):
@@ -90,6 +91,25 @@ class InboundEmail(_Model):
         for header in self.Headers:
             headers.setdefault(header.Name.strip().lower(), header.Value)
         return headers
+
+    def copied(self, sender: str, support_address: str) -> list[str]:
+        """Everyone else the message was written to (To and Cc), normalised, without the sender and
+        without support's own addresses (its +tagged reply addresses too), at most MAX_COPIED."""
+        local, _, domain = support_address.lower().rpartition("@")
+        found: list[str] = []
+        for entry in [*self.ToFull, *self.CcFull]:
+            address = normalize_email(entry.Email)
+            if not address or address == sender or address in found:
+                continue
+            name, _, host = address.rpartition("@")
+            if host == domain and (name == local or name.startswith(local + "+")):
+                continue
+            if host.endswith("inbound.postmarkapp.com"):
+                continue
+            found.append(address)
+            if len(found) == MAX_COPIED:
+                break
+        return found
 
     def sender(self) -> tuple[str, str]:
         """The sender's normalised email and display name, from FromFull or else the From header.

@@ -72,7 +72,8 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     automated = report is not None or guards.is_automated(headers, sender_email, settings.support_address,
                                                           message.Subject)
     score = guards.spam_score(headers)
-    spam = score is not None and score > settings.spam_threshold
+    # A blocked sender's mail is kept where agents can look, like spam, and never answered.
+    spam = (score is not None and score > settings.spam_threshold) or customer.blocked
     subject = " ".join(message.Subject.split())
     if len(subject) > limits.MAX_SUBJECT:
         notices.append(f"The subject was {len(subject):,} characters long; the first {limits.MAX_SUBJECT:,} are shown.")
@@ -97,8 +98,8 @@ def ingest_email(message: InboundEmail) -> IngestResult:
     else:
         # An out-of-office or other automated mail that threads nowhere is kept where agents can look
         # (the quarantine's "auto_reply"), not in the inbox, where nobody needs to answer it.
-        reason = ("spam" if spam else "unauthenticated" if authentication == guards.FAIL
-                  else "auto_reply" if automated
+        reason = ("blocked" if customer.blocked else "spam" if spam
+                  else "unauthenticated" if authentication == guards.FAIL else "auto_reply" if automated
                   else "flood" if customer.recent_tickets >= settings.flood_limit else None)
         ticket = tickets.open_ticket(customer.id, subject, source="email", quarantine_reason=reason,
                                      previous_ticket_id=previous.id if previous else None)
@@ -128,7 +129,7 @@ def ingest_email(message: InboundEmail) -> IngestResult:
             in_reply_to=(headers.get("in-reply-to") or "")[:MAX_HEADER] or None,
             references=(headers.get("references") or "")[-MAX_HEADER:] or None,
             is_auto_reply=automated, spam_score=score, spam=spam, authentication=authentication,
-            notices=notices or None,
+            notices=notices or None, cc=message.copied(sender_email, settings.support_address) or None,
             # Only an authenticated sender's references may pull a late message onto a ticket.
             awaited_ids=[i for i in candidates if i not in known][:MAX_AWAITED] if trusted else [],
         ),

@@ -133,6 +133,7 @@ def portal_enrol(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
 
 email("assignment")(_agent_notification)
 email("customer_reply")(_agent_notification)
+email("snooze_ended")(_agent_notification)
 
 
 def render(outbox: OutboxMessage) -> OutgoingEmail:
@@ -147,6 +148,7 @@ def render(outbox: OutboxMessage) -> OutgoingEmail:
         reply_token.reply_address(settings.secret_key, settings.support_address, ticket.id)
         if ticket is not None and outbox.kind in CUSTOMER_EMAILS else settings.support_address
     )
+    thread = context.get("thread") if outbox.kind == "reply" else None
     metadata = {"echo_outbox_id": str(outbox.id)}
     if ticket is not None:
         metadata["echo_ticket_id"] = str(ticket.id)
@@ -160,6 +162,8 @@ def render(outbox: OutboxMessage) -> OutgoingEmail:
         metadata=metadata,
         tag=outbox.kind,
         attachments=_attachments(outbox.thread_id) if outbox.kind == "reply" else None,
+        cc=", ".join(thread.cc or []) if thread is not None else "",
+        bcc=", ".join(thread.bcc or []) if thread is not None else "",
     )
 
 

@@ -20,6 +20,8 @@ class OutboxMessage(Model):
     __table_args__ = (
         CheckConstraint(f"state IN {STATES!r}", name="state"),
         Index("ix_outbox_pending", "next_attempt_at", postgresql_where=text("state IN ('queued', 'sending')")),
+        # An address's unsent mail in the order it was written: a later email waits for an earlier retry.
+        Index("ix_outbox_unsent_to", "to_email", "created_at", postgresql_where=text("state IN ('queued', 'sending')")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -55,6 +55,8 @@ class OutgoingEmail:
     metadata: dict[str, str]
     tag: str
     attachments: list[dict] | None = None
+    cc: str = ""
+    bcc: str = ""
 
 
 def client() -> PostmarkClient:
@@ -100,6 +102,8 @@ def send(email: OutgoingEmail) -> str:
         response = client().emails.send(
             From=f'"{settings.from_name}" <{settings.support_address}>',
             To=email.to,
+            Cc=email.cc or None,
+            Bcc=email.bcc or None,
             Subject=email.subject,
             TextBody=email.text_body,
             HtmlBody=email.html_body,

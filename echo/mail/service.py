@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from flask import current_app
 
+from echo.db import utcnow
 from echo.extensions import db
 from echo.jobs import enqueue_after_commit
 from echo.mail.models import CUSTOMER_EMAILS, OutboxMessage
@@ -18,19 +20,24 @@ def mint_message_id() -> str:
 
 
 def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, thread_id: uuid.UUID | None = None,
-                context: dict | None = None) -> OutboxMessage:
-    """Add an outbox entry and schedule its delivery for after the commit."""
+                context: dict | None = None, hold_seconds: int = 0) -> OutboxMessage:
+    """Add an outbox entry and schedule its delivery for after the commit.
+
+    A held entry (an agent's reply that may still be taken back) is due only after `hold_seconds`:
+    it gets no job now, and the outbox sweep, every two seconds, gives it one when it is due."""
     from echo.mail.tasks import deliver_due, job_options, queue_for
 
     outbox = OutboxMessage(
         id=uuid.uuid4(), kind=kind, to_email=to_email, ticket_id=ticket.id if ticket else None,
         thread_id=thread_id, context=context or {}, message_id=mint_message_id(),
+        next_attempt_at=utcnow() + timedelta(seconds=hold_seconds),
     )
     db.session.add(outbox)
     if ticket is not None and kind in CUSTOMER_EMAILS:
         db.session.add(MessageId(message_id=outbox.message_id, ticket_id=ticket.id, thread_id=thread_id,
                                  origin="outbound"))
-    enqueue_after_commit(deliver_due, str(outbox.id), queue_name=queue_for(kind), **job_options(outbox.id))
+    if not hold_seconds:
+        enqueue_after_commit(deliver_due, str(outbox.id), queue_name=queue_for(kind), **job_options(outbox.id))
     return outbox
 
 

@@ -39,9 +39,9 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis import RedisError
-from sqlalchemy import ARRAY, Integer, Select, Text, Uuid, any_, bindparam, literal, null, or_, select, update
+from sqlalchemy import ARRAY, Integer, Select, Text, Uuid, any_, bindparam, exists, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import array, insert
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import aliased, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from echo.customers.models import Customer
@@ -310,13 +310,20 @@ def _claim_due_statement() -> Select:
     """The claim, built once (on first use, when every model is mapped): constructing it cost about as
     much as running it. A NULL `first` orders nothing; agents' replies come before other mail. Each row
     comes with its ticket, for the builders' `get_one` to find, but not with the ticket's customer and
-    assignee (joined by default), which no email shows."""
+    assignee (joined by default), which no email shows. An email waits while an earlier one to the
+    same address is being sent or waits for a retry (or for its undo window to end), so a customer
+    gets their replies in the order they were written."""
+    earlier = aliased(OutboxMessage)
     return (
         select(OutboxMessage, _bounced(), Ticket)
         .outerjoin(Ticket, Ticket.id == OutboxMessage.ticket_id)
         .options(lazyload(Ticket.customer), lazyload(Ticket.assignee))
         .where(OutboxMessage.state == "queued", OutboxMessage.next_attempt_at <= bindparam("now"),
-               OutboxMessage.id.not_in(bindparam("unrenderable", expanding=True)))
+               OutboxMessage.id.not_in(bindparam("unrenderable", expanding=True)),
+               ~exists().where(earlier.to_email == OutboxMessage.to_email,
+                               earlier.created_at < OutboxMessage.created_at,
+                               earlier.state.in_(("queued", "sending")),
+                               or_(earlier.state == "sending", earlier.next_attempt_at > bindparam("now"))))
         .order_by(OutboxMessage.id != bindparam("first"), OutboxMessage.kind.not_in(sorted(PRIORITY_KINDS)),
                   OutboxMessage.next_attempt_at)
         .limit(bindparam("batch", type_=Integer)).with_for_update(skip_locked=True, of=OutboxMessage)

@@ -121,7 +121,11 @@
       row.classList.add("selected"); row.focus();
     };
     const focus = (id) => { const el = document.getElementById(id); if (el) { event.preventDefault(); el.focus(); } };
-    if (event.key === "j") select(current + 1);
+    if (event.key === "x" && current >= 0) {
+      const pick = rows[current].parentElement.querySelector(".pick");
+      if (pick) { pick.checked = !pick.checked; updateSelection(); }
+    } else if (event.key === "\\") focus("saved-reply");
+    else if (event.key === "j") select(current + 1);
     else if (event.key === "k") select(current - 1);
     else if (event.key === "Enter" && current >= 0) rows[current].click();
     else if (event.key === "/") focus("search");
@@ -129,5 +133,121 @@
     else if (event.key === "n") focus("note-body");
     else if (event.key === "i" && lastKey === "g") window.location.assign("/tickets");
     lastKey = event.key;
+  });
+
+  // --- Bulk selection in the inbox -------------------------------------------------------------
+  function updateSelection() {
+    const bar = document.getElementById("bulk-form");
+    if (!bar) return;
+    const picked = document.querySelectorAll(".list .pick:checked").length;
+    bar.classList.toggle("active", picked > 0);
+    const count = document.getElementById("bulk-count");
+    if (count) count.textContent = `${picked} selected`;
+  }
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("[data-select-all]")) {
+      for (const pick of document.querySelectorAll(".list .pick")) pick.checked = event.target.checked;
+    }
+    if (event.target.matches(".pick, [data-select-all]")) updateSelection();
+  });
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest("[data-clear-selection]")) return;
+    for (const pick of document.querySelectorAll(".pick, [data-select-all]")) pick.checked = false;
+    updateSelection();
+  });
+  document.addEventListener("htmx:afterSwap", updateSelection);
+
+  // The view the agent works through, for "send and next" on a ticket page.
+  if (document.getElementById("ticket-list")) sessionStorage.setItem("echo-view", location.pathname + location.search);
+  function fillView() {
+    for (const input of document.querySelectorAll("[data-view]")) input.value = sessionStorage.getItem("echo-view") || "";
+  }
+
+  // --- Drafts: saved on the server as the agent types, and in this browser until the reply is sent, so
+  // neither a reload nor a lapsed session loses a word. -------------------------------------------
+  const draftKey = (form) => `echo-draft:${form.dataset.ticket}`;
+  const draftFields = (form) => ({ body: form.elements.body?.value || "", cc: form.elements.cc?.value || "",
+                                   bcc: form.elements.bcc?.value || "" });
+  let draftTimer = null;
+  function saveDraft(form) {
+    const fields = draftFields(form);
+    localStorage.setItem(draftKey(form), JSON.stringify({ ...fields, at: Date.now() }));
+    clearTimeout(draftTimer);
+    draftTimer = setTimeout(async () => {
+      const status = document.getElementById("draft-status");
+      try {
+        const response = await fetch(form.dataset.draftUrl, {
+          method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+          body: new URLSearchParams(fields),
+        });
+        if (response.ok) { if (status) status.textContent = await response.text(); }
+        else if (response.status === 401) {
+          if (status) status.textContent = "Signed out: your draft is kept in this browser. Sign in again to send it.";
+        } else if (status) status.textContent = "The draft could not be saved on the server.";
+      } catch { if (status) status.textContent = "Offline: the draft is kept in this browser."; }
+    }, 800);
+  }
+  function restoreDraft() {
+    const form = document.getElementById("reply-form");
+    if (!form || !form.dataset.ticket) return;
+    fillView();
+    const kept = JSON.parse(localStorage.getItem(draftKey(form)) || "null");
+    if (!kept) return;
+    const box = form.elements.body;
+    // What this browser kept wins when the server has less of it (typed after the session lapsed).
+    if (kept.body && kept.body !== box.value && kept.body.length >= box.value.length) {
+      box.value = kept.body;
+      if (form.elements.cc && kept.cc) form.elements.cc.value = kept.cc;
+      if (form.elements.bcc && kept.bcc) form.elements.bcc.value = kept.bcc;
+      saveDraft(form);
+    }
+  }
+  document.addEventListener("input", (event) => {
+    const form = event.target.closest("#reply-form");
+    if (form && event.target.name !== "attachments" && event.target.id !== "saved-reply") saveDraft(form);
+  });
+  // A sent reply's browser copy goes before the page is swapped (so it is not put back in the new box).
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const form = event.detail.requestConfig?.elt;
+    const status = event.detail.xhr.status;
+    if (form && form.id === "reply-form" && status >= 200 && status < 300) {
+      clearTimeout(draftTimer);
+      localStorage.removeItem(draftKey(form));
+    }
+  });
+  document.addEventListener("htmx:afterSwap", restoreDraft);
+  document.addEventListener("DOMContentLoaded", () => { restoreDraft(); updateSelection(); hideEndedUndo(); });
+
+  // --- Saved replies: pick one by name (type to search), its text goes in at the cursor. ---------------
+  document.addEventListener("change", async (event) => {
+    const picker = event.target;
+    if (picker.id !== "saved-reply" || !picker.value) return;
+    const response = await fetch(`${picker.dataset.fillUrl}?name=${encodeURIComponent(picker.value)}`,
+                                 { credentials: "same-origin" });
+    if (!response.ok) { flash("No saved reply by that name."); return; }
+    const text = await response.text();
+    const box = document.getElementById("reply-body");
+    const start = box.selectionStart ?? box.value.length;
+    box.value = box.value.slice(0, start) + text + box.value.slice(box.selectionEnd ?? start);
+    picker.value = "";
+    box.focus();
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
+  // --- Undo send: the button goes once the reply has left. ----------------------------------------
+  function hideEndedUndo() {
+    for (const el of document.querySelectorAll("form.undo[data-held-until]")) {
+      const left = Date.parse(el.dataset.heldUntil) - Date.now();
+      setTimeout(() => el.remove(), Math.max(0, left));
+    }
+  }
+  document.addEventListener("htmx:afterSwap", hideEndedUndo);
+
+  // The phone's action bar: Reply and Note focus their boxes.
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("[data-focus]");
+    if (!link) return;
+    const box = document.getElementById(link.dataset.focus);
+    if (box) { event.preventDefault(); box.scrollIntoView({ block: "center" }); box.focus(); }
   });
 })();

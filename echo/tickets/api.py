@@ -14,7 +14,21 @@ from echo.outbound import service as outbound
 from echo.outbound.service import send_reply
 from echo.tickets import queries, service
 from echo.tickets.models import Ticket
-from echo.tickets.schemas import ConversationIn, MergeIn, NoteIn, ReplyIn, TicketPatch, outbox_json, parse, ticket_json
+from echo.tickets.schemas import (
+    BulkIn,
+    ConversationIn,
+    DraftIn,
+    MergeIn,
+    NoteIn,
+    ReplyIn,
+    SavedReplyIn,
+    SnoozeIn,
+    SpamIn,
+    TicketPatch,
+    outbox_json,
+    parse,
+    ticket_json,
+)
 
 bp = Blueprint("agent_api", __name__, url_prefix="/api/v1/agent")
 
@@ -119,7 +133,7 @@ def reply(number):
     body = parse(ReplyIn, json_body())
     ticket = service.get_ticket(number)
     result = send_reply(ticket, actor=g.actor, body_text=body.body_text, body_html=body.body_html,
-                        status=body.status)
+                        status=body.status, cc=body.cc, bcc=body.bcc)
     db.session.commit()
     return jsonify(thread_id=str(result.thread.id), outbox=outbox_json(result.outbox)), 201
 
@@ -141,3 +155,148 @@ def merge_ticket(number):
     survivor = service.merge(source, into, actor=g.actor)
     db.session.commit()
     return _ticket_response(survivor)
+
+
+@bp.post("/tickets/<number>/unmerge")
+def unmerge_ticket(number):
+    """Undo a merge: the ticket named (the one that was merged away) gets its threads back."""
+    source = service.get_ticket(number, follow_merges=False)
+    restored = service.unmerge(source, actor=g.actor)
+    db.session.commit()
+    return _ticket_response(restored)
+
+
+@bp.post("/tickets/<number>/replies/<uuid:thread_id>/undo")
+def undo_reply(number, thread_id):
+    """Take back a reply still waiting in its undo window (409 `already_sent` once it left)."""
+    ticket = service.get_ticket(number)
+    text = outbound.undo_reply(ticket, thread_id, actor=g.actor)
+    db.session.commit()
+    return jsonify(undone=True, body_text=text)
+
+
+@bp.post("/tickets/<number>/snooze")
+def snooze_ticket(number):
+    body = parse(SnoozeIn, json_body())
+    ticket = service.get_ticket(number)
+    service.snooze(ticket, body.until, actor=g.actor)
+    db.session.commit()
+    return _ticket_response(ticket)
+
+
+@bp.post("/tickets/<number>/spam")
+def spam_ticket(number):
+    body = parse(SpamIn, json_body())
+    ticket = service.get_ticket(number)
+    service.mark_spam(ticket, actor=g.actor, block=body.block)
+    db.session.commit()
+    return _ticket_response(ticket)
+
+
+@bp.post("/tickets/<number>/release")
+def release_ticket(number):
+    ticket = service.get_ticket(number)
+    service.release_from_quarantine(ticket, actor=g.actor)
+    db.session.commit()
+    return _ticket_response(ticket)
+
+
+@bp.delete("/tickets/<number>")
+def delete_ticket(number):
+    """Delete: into the quarantine as `deleted` (200, the ticket); a quarantined ticket is purged (204)."""
+    ticket = service.get_ticket(number)
+    purged = service.delete_ticket(ticket, actor=g.actor)
+    if purged:
+        db.session.commit()
+        return "", 204
+    response = _ticket_response(ticket)
+    db.session.commit()
+    return response
+
+
+@bp.post("/tickets/bulk")
+def bulk():
+    body = parse(BulkIn, json_body())
+    result = service.bulk(body.tickets, body.action, actor=g.actor, value=body.value, until=body.until)
+    db.session.commit()
+    return jsonify(changed=result.changed, skipped=[{"ticket": n, "reason": why} for n, why in result.skipped.items()])
+
+
+@bp.get("/tickets/<number>/draft")
+def get_draft(number):
+    ticket = service.get_ticket(number)
+    mine = next((d for d in outbound.drafts(ticket) if d.agent_id == g.actor.id), None)
+    response = jsonify(draft_json(mine), others=[str(d.agent_id) for d in outbound.drafts(ticket)
+                                                 if d.agent_id != g.actor.id])
+    db.session.commit()
+    return response
+
+
+@bp.put("/tickets/<number>/draft")
+def put_draft(number):
+    body = parse(DraftIn, json_body())
+    ticket = service.get_ticket(number)
+    saved = outbound.save_draft(ticket, actor=g.actor, body_text=body.body_text, cc=body.cc, bcc=body.bcc)
+    db.session.commit()
+    return jsonify(draft_json(saved))
+
+
+@bp.delete("/tickets/<number>/draft")
+def delete_draft(number):
+    ticket = service.get_ticket(number)
+    outbound.discard_draft(ticket, actor=g.actor)
+    db.session.commit()
+    return "", 204
+
+
+def draft_json(draft) -> dict:
+    if draft is None:
+        return {"draft": None}
+    return {"draft": {"body_text": draft.body_text, "cc": draft.cc, "bcc": draft.bcc,
+                      "updated_at": draft.updated_at.isoformat()}}
+
+
+@bp.get("/saved-replies")
+def list_saved_replies():
+    rows = outbound.saved_replies(request.args.get("q"))
+    response = jsonify(saved_replies=[saved_reply_json(r) for r in rows])
+    db.session.commit()
+    return response
+
+
+@bp.post("/saved-replies")
+def create_saved_reply():
+    body = parse(SavedReplyIn, json_body())
+    row = outbound.save_saved_reply(actor=g.actor, name=body.name, body_text=body.body_text)
+    db.session.commit()
+    return jsonify(saved_reply_json(row)), 201
+
+
+@bp.put("/saved-replies/<uuid:saved_id>")
+def update_saved_reply(saved_id):
+    body = parse(SavedReplyIn, json_body())
+    row = outbound.save_saved_reply(actor=g.actor, name=body.name, body_text=body.body_text, saved_id=saved_id)
+    db.session.commit()
+    return jsonify(saved_reply_json(row))
+
+
+@bp.delete("/saved-replies/<uuid:saved_id>")
+def delete_saved_reply(saved_id):
+    outbound.delete_saved_reply(saved_id, actor=g.actor)
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/tickets/<number>/saved-replies/<uuid:saved_id>")
+def fill_saved_reply(number, saved_id):
+    """A saved reply's text for this ticket, its placeholders filled in."""
+    ticket = service.get_ticket(number)
+    agent = db.session.get_one(Agent, g.actor.id)
+    text = outbound.fill_saved_reply(saved_id, ticket, agent.display_name)
+    db.session.commit()
+    return jsonify(body_text=text)
+
+
+def saved_reply_json(row) -> dict:
+    return {"id": str(row.id), "name": row.name, "body_text": row.body_text,
+            "updated_at": row.updated_at.isoformat()}

@@ -57,6 +57,7 @@ class Ticket(Model):
         Index("ix_tickets_customer_activity", "status", text("coalesce(last_customer_reply_at, created_at) DESC"),
               text("seq DESC"), postgresql_where=text("merged_into_id IS NULL AND quarantined IS false")),
         Index("ix_tickets_pending_since", "status_changed_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_tickets_snoozed_until", "snoozed_until", postgresql_where=text("snoozed_until IS NOT NULL")),
         Index("ix_tickets_search_document", "search_document", postgresql_using="gin"),
         Index("ix_tickets_number_trgm", "number", postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops"}),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
@@ -93,6 +94,8 @@ class Ticket(Model):
     last_customer_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_agent_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     customer_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A snoozed ticket leaves the open views until then; the clock reopens it and tells its assignee.
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Subject + every message, kept by database triggers (migration "ticket search document"): what search matches.
     search_document = mapped_column(TSVECTOR, nullable=False, server_default=text("''::tsvector"), deferred=True)
 
@@ -139,6 +142,9 @@ class Thread(Model):
     # What the intake had to cut or leave out of the message, as sentences for the agent (the
     # original then sits among its attachments); null when it was kept whole.
     notices: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # Who else the message was to: inbound, the Cc header; outbound, the Cc and Bcc the agent sent to.
+    cc: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    bcc: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     created_at: Mapped[datetime] = created_at()
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The new text of each message (quotes stripped), capped so one huge mail cannot fill its ticket's
@@ -185,3 +191,40 @@ class TicketRead(Model):
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
     ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Draft(Model):
+    """A reply an agent is writing, saved as they type: one per agent and ticket, gone once sent."""
+
+    __tablename__ = "ticket_drafts"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True,
+                                                 index=True)
+    body_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    cc: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    bcc: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class SavedReply(Model):
+    """A team-wide canned answer; `{first_name}`, `{ticket_number}`… are filled in when it is used."""
+
+    __tablename__ = "saved_replies"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    body_text: Mapped[str] = mapped_column(Text, nullable=False)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class BlockedSender(Model):
+    """An address whose mail an agent blocked: it is still kept (never refused), quarantined silently."""
+
+    __tablename__ = "blocked_senders"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    blocked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = created_at()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from echo.mail.models import OutboxMessage
 from echo.tickets.models import Category, Thread, Ticket
@@ -19,6 +19,9 @@ class ReplyIn(_Strict):
     body_text: Annotated[str, Field(max_length=200_000)] | None = None
     body_html: Annotated[str, Field(max_length=400_000)] | None = None
     status: Literal["open", "pending", "resolved"] | None = "pending"
+    # Absent: reply-all (the customer and whoever else the latest customer message was to); [] for none.
+    cc: Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=50)] | None = None
+    bcc: Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=50)] = []
 
 
 class ConversationIn(_Strict):
@@ -57,6 +60,32 @@ class MergeIn(_Strict):
     into: Annotated[str, Field(min_length=1, max_length=40)]
 
 
+class SnoozeIn(_Strict):
+    until: AwareDatetime | None  # null wakes the ticket now
+
+
+class SpamIn(_Strict):
+    block: bool = False
+
+
+class BulkIn(_Strict):
+    tickets: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=1000)]
+    action: Literal["status", "assign", "tag", "untag", "snooze", "spam", "delete", "release"]
+    value: Annotated[str, Field(max_length=320)] | None = None  # the status, the agent's email, the tag
+    until: AwareDatetime | None = None  # for snooze
+
+
+class DraftIn(_Strict):
+    body_text: Annotated[str, Field(max_length=200_000)] = ""
+    cc: Annotated[str, Field(max_length=20_000)] = ""
+    bcc: Annotated[str, Field(max_length=20_000)] = ""
+
+
+class SavedReplyIn(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    body_text: Annotated[str, Field(min_length=1, max_length=200_000)]
+
+
 def parse(model: type[M], data: object) -> M:
     """Validate a request body, turning every problem into one 422 with per-field details."""
     return validate(model, data)
@@ -83,6 +112,8 @@ def thread_json(thread: Thread, outbox: OutboxMessage | None = None) -> dict:
         "stripped_text": thread.stripped_text,
         "is_auto_reply": thread.is_auto_reply,
         "quarantined": thread.quarantined,
+        "cc": list(thread.cc or []),
+        "bcc": list(thread.bcc or []),
         "created_at": _iso(thread.created_at),
         "attachments": [
             {"id": str(a.id), "filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes,
@@ -110,6 +141,8 @@ def ticket_json(ticket: Ticket, threads: list[tuple[Thread, OutboxMessage | None
         "quarantined": ticket.quarantined,
         "quarantine_reason": ticket.quarantine_reason,
         "previous_ticket_id": str(ticket.previous_ticket_id) if ticket.previous_ticket_id else None,
+        "merged_into": ticket.merged_into_id and str(ticket.merged_into_id),
+        "snoozed_until": _iso(ticket.snoozed_until),
         "created_at": _iso(ticket.created_at),
         "updated_at": _iso(ticket.updated_at),
         "closed_at": _iso(ticket.closed_at),

@@ -20,9 +20,10 @@ from sqlalchemy import select, update
 from echo.actors import SYSTEM, Actor
 from echo.agents.models import Agent
 from echo.audit import service as audit
+from echo.audit.models import AuditLog
 from echo.customers.service import CustomerRef
 from echo.db import affected_rows, utcnow
-from echo.errors import EchoError, Forbidden, InvalidPayload, NotFound
+from echo.errors import EchoError, InvalidPayload, NotFound
 from echo.extensions import db
 from echo.jobs import note_redis_failure, redis_connection, redis_unavailable
 from echo.mail.service import acknowledgement_params, queue_email
@@ -150,6 +151,7 @@ class CustomerMessage:
     # message comes from a signed-in customer.
     authentication: str = "pass"
     notices: list[str] | None = None  # what the intake cut or left out (the original is attached)
+    cc: list[str] | None = None  # the others it was written to (To and Cc, not support), for reply-all
     # Ids this message refers to that Echo has not seen: the message they name may still come
     # (Postmark retries late), and joins this ticket when it does.
     awaited_ids: list[str] = field(default_factory=list)
@@ -182,7 +184,8 @@ def record_customer_message(
         acknowledge = _within_acknowledgement_quota(message.sender_email)
     human_reply = not opened and not message.is_auto_reply and not message.spam
     # A reply to an open, unassigned ticket only stamps its activity, in the write statement itself.
-    workflow = human_reply and (ticket.status in REOPENS or ticket.assigned_to is not None)
+    workflow = human_reply and (ticket.status in REOPENS or ticket.assigned_to is not None
+                                or ticket.snoozed_until is not None)
     thread = {**vars(message), "ticket_id": ticket.id, "direction": "inbound", "customer_id": customer.id,
               "quarantined": held}
     # Ids are compared case-insensitively (message_ids holds them lower-cased); the thread keeps
@@ -226,6 +229,9 @@ def _within_acknowledgement_quota(address: str) -> bool:
 def _customer_replied(ticket: Ticket, customer_id: uuid.UUID, thread_id: uuid.UUID) -> None:
     """A human reply reopens a waiting or resolved ticket and tells its assignee."""
     now = utcnow()
+    if ticket.snoozed_until is not None:  # the customer wrote: the snooze is over
+        ticket.snoozed_until = None
+        audit.record(Actor.customer(customer_id), "tickets.woke", "ticket", ticket.id, reason="customer_replied")
     if ticket.status in REOPENS:
         set_status(ticket, "open", actor=Actor.customer(customer_id), now=now)
     ticket.updated_at = ticket.last_customer_reply_at = now
@@ -318,19 +324,21 @@ def add_note(ticket: Ticket, *, actor: Actor, body_text: str, body_html: str = "
 def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
     """Fold `source` into `into` (same customer): threads and message ids move, both numbers resolve.
 
-    Merges are hard to undo, so among agents only superadmins may merge.
+    What moved and what both tickets were is kept on the audit row, so `unmerge` can put it back.
     """
-    if actor.kind == "agent" and actor.role != "superadmin":
-        raise Forbidden("Only a superadmin may merge tickets.")
     if source.id == into.id:
         raise CannotMerge("A ticket cannot be merged into itself.")
     if source.merged_into_id is not None or into.merged_into_id is not None:
         raise CannotMerge("One of these tickets was already merged.")
     if source.customer_id != into.customer_id:
         raise CannotMerge("Only tickets of the same customer can be merged.")
-    moved = affected_rows(
-        db.session.execute(update(Thread).where(Thread.ticket_id == source.id).values(ticket_id=into.id)))
-    db.session.execute(update(MessageId).where(MessageId.ticket_id == source.id).values(ticket_id=into.id))
+    before = {"source_status": source.status, "into_status": into.status, "into_tags": list(into.tags)}
+    threads = db.session.scalars(
+        update(Thread).where(Thread.ticket_id == source.id).values(ticket_id=into.id).returning(Thread.id)
+        .execution_options(synchronize_session=False)).all()
+    ids = db.session.scalars(
+        update(MessageId).where(MessageId.ticket_id == source.id).values(ticket_id=into.id)
+        .returning(MessageId.message_id).execution_options(synchronize_session=False)).all()
     now = utcnow()
     # Decide before the source is closed: an open conversation folded into a finished one reopens it.
     if into.status in DONE and source.status not in DONE:
@@ -339,13 +347,58 @@ def merge(source: Ticket, into: Ticket, *, actor: Actor) -> Ticket:
     set_status(source, "closed", actor=actor, now=now)
     into.tags = normalize_tags(list(into.tags) + list(source.tags))
     into.updated_at = now
-    audit.record(actor, "tickets.merge", "ticket", into.id, source_id=str(source.id), threads_moved=moved)
+    audit.record(actor, "tickets.merged_into", "ticket", source.id, into_id=str(into.id), into_number=into.number)
+    audit.record(actor, "tickets.merge", "ticket", into.id, source_id=str(source.id), threads_moved=len(threads),
+                 source_number=source.number, into_number=into.number, threads=[str(t) for t in threads],
+                 message_ids=list(ids), **before)
     db.session.flush()
     db.session.expire_all()  # threads moved by a bulk UPDATE; reload what the session had cached
     return into
 
 
-NO_ACKNOWLEDGEMENT_ON_RELEASE = frozenset({"unauthenticated", "spam", "auto_reply"})
+class CannotUnmerge(EchoError):
+    status = 409
+    code = "cannot_unmerge"
+
+
+def unmerge(source: Ticket, *, actor: Actor) -> Ticket:
+    """Undo a merge: `source`'s threads and message ids go back to it, and both tickets' statuses (and
+    the survivor's tags) are what they were before. What arrived on the survivor since stays there."""
+    if source.merged_into_id is None:
+        raise CannotUnmerge(f"{source.number} is not merged into another ticket.")
+    into = db.session.get_one(Ticket, source.merged_into_id)
+    record = db.session.scalar(
+        select(AuditLog).where(AuditLog.action == "tickets.merge", AuditLog.target_type == "ticket",
+                               AuditLog.target_id == str(into.id),
+                               AuditLog.payload["source_id"].astext == str(source.id))
+        .order_by(AuditLog.id.desc()).limit(1))
+    if record is None or "threads" not in record.payload:
+        raise CannotUnmerge("This merge was made before merges could be undone.")
+    done = record.payload
+    thread_ids = [uuid.UUID(t) for t in done["threads"]]
+    back = affected_rows(db.session.execute(
+        update(Thread).where(Thread.id.in_(thread_ids), Thread.ticket_id == into.id).values(ticket_id=source.id)
+        .execution_options(synchronize_session=False)))
+    db.session.execute(
+        update(MessageId).where(MessageId.message_id.in_(done["message_ids"]), MessageId.ticket_id == into.id)
+        .values(ticket_id=source.id).execution_options(synchronize_session=False))
+    now = utcnow()
+    source.merged_into_id = None
+    set_status(source, done["source_status"], actor=actor, now=now)
+    if into.status != done["into_status"]:
+        set_status(into, done["into_status"], actor=actor, now=now)
+    into.tags = normalize_tags([t for t in into.tags if t in done["into_tags"] or t not in source.tags])
+    into.updated_at = source.updated_at = now
+    audit.record(actor, "tickets.unmerge", "ticket", into.id, source_id=str(source.id), threads_moved=back,
+                 source_number=source.number, into_number=into.number)
+    audit.record(actor, "tickets.unmerge", "ticket", source.id, source_id=str(source.id), threads_moved=back,
+                 source_number=source.number, into_number=into.number)
+    db.session.flush()
+    db.session.expire_all()
+    return source
+
+
+NO_ACKNOWLEDGEMENT_ON_RELEASE = frozenset({"unauthenticated", "spam", "auto_reply", "blocked", "deleted"})
 
 
 def release_from_quarantine(ticket: Ticket, *, actor: Actor) -> None:
@@ -383,3 +436,221 @@ def close_stale_pending(days: int, *, now: datetime | None = None) -> list[uuid.
             queue_email("auto_closed", to_email=ticket.customer.email, ticket=ticket, context={"days": days})
         closed.append(ticket.id)
     return closed
+
+
+# --- Snooze, spam, blocked senders, delete ------------------------------------------------------
+
+MAX_SNOOZE = timedelta(days=366)
+
+
+def snooze(ticket: Ticket, until: datetime | None, *, actor: Actor, now: datetime | None = None) -> None:
+    """Put a ticket out of the open views until `until` (None wakes it now); the clock reopens it then
+    and tells its assignee (`wake_snoozed`). A new customer message wakes it at once."""
+    now = now or utcnow()
+    if until is not None:
+        if until.tzinfo is None:
+            raise InvalidPayload("A snooze needs a time with its zone.", code="invalid_snooze")
+        if until <= now:
+            raise InvalidPayload("Snooze until a time in the future.", code="invalid_snooze")
+        if until - now > MAX_SNOOZE:
+            raise InvalidPayload("A ticket can be snoozed for at most a year.", code="invalid_snooze")
+        if ticket.status == "closed":
+            raise TicketClosed("A closed ticket cannot be snoozed.")
+    if until == ticket.snoozed_until:
+        return
+    previous, ticket.snoozed_until, ticket.updated_at = ticket.snoozed_until, until, now
+    audit.record(actor, "tickets.snooze" if until else "tickets.unsnooze", "ticket", ticket.id,
+                 until=until.isoformat() if until else None, old=previous.isoformat() if previous else None)
+
+
+def wake_snoozed(now: datetime | None = None) -> list[uuid.UUID]:
+    """Reopen every ticket whose snooze has ended, and tell each assignee (run by the clock)."""
+    now = now or utcnow()
+    due = db.session.scalars(
+        select(Ticket).where(Ticket.snoozed_until.is_not(None), Ticket.snoozed_until <= now)
+        .order_by(Ticket.snoozed_until).limit(500).with_for_update(of=Ticket, skip_locked=True)).all()
+    for ticket in due:
+        wake(ticket, actor=SYSTEM, now=now, reason="snooze_ended")
+    return [ticket.id for ticket in due]
+
+
+def wake(ticket: Ticket, *, actor: Actor, now: datetime, reason: str) -> None:
+    """End a ticket's snooze: it is open again, and its assignee hears of it (unless they woke it)."""
+    ticket.snoozed_until = None
+    if ticket.status not in ("open", "closed"):
+        set_status(ticket, "open", actor=actor, now=now)
+    ticket.updated_at = now
+    audit.record(actor, "tickets.woke", "ticket", ticket.id, reason=reason)
+    assignee = ticket.assignee
+    if assignee is not None and assignee.active and assignee.id != actor.id:
+        queue_email("snooze_ended", to_email=assignee.email, ticket=ticket, context={"reason": reason})
+
+
+def quarantine(ticket: Ticket, reason: str, *, actor: Actor) -> None:
+    """Hold a ticket out of the inbox (an agent calling it spam, or deleting it: both can be released)."""
+    if ticket.quarantined and ticket.quarantine_reason == reason:
+        return
+    previous = ticket.quarantine_reason
+    ticket.quarantined, ticket.quarantine_reason, ticket.updated_at = True, reason, utcnow()
+    audit.record(actor, f"tickets.{reason}", "ticket", ticket.id, old=previous)
+
+
+def mark_spam(ticket: Ticket, *, actor: Actor, block: bool = False) -> None:
+    """This is spam: into the quarantine as spam; `block` also quarantines the sender's future mail."""
+    quarantine(ticket, "spam", actor=actor)
+    if block and ticket.customer is not None:
+        block_sender(ticket.customer.email, actor=actor)
+
+
+def block_sender(address: str, *, actor: Actor) -> bool:
+    """Quarantine this address's future mail silently (it is kept, never refused, never acknowledged)."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from echo.inbound.schemas import normalize_email
+    from echo.tickets.models import BlockedSender
+
+    email = normalize_email(address)
+    if not email:
+        raise InvalidPayload(f"{address!r} is not an email address.", code="invalid_email")
+    if email == current_support_address():
+        raise InvalidPayload("Support's own address cannot be blocked.", code="invalid_email")
+    added = affected_rows(db.session.execute(
+        insert(BlockedSender).values(email=email, blocked_by=actor.id).on_conflict_do_nothing()))
+    if added:
+        audit.record(actor, "senders.blocked", "sender", email)
+    return bool(added)
+
+
+def unblock_sender(address: str, *, actor: Actor) -> bool:
+    from sqlalchemy import delete
+
+    from echo.inbound.schemas import normalize_email
+    from echo.tickets.models import BlockedSender
+
+    email = normalize_email(address)
+    removed = affected_rows(db.session.execute(delete(BlockedSender).where(BlockedSender.email == email)))
+    if removed:
+        audit.record(actor, "senders.unblocked", "sender", email)
+    return bool(removed)
+
+
+def current_support_address() -> str:
+    from flask import current_app
+
+    return current_app.config["ECHO"].support_address.lower()
+
+
+def delete_ticket(ticket: Ticket, *, actor: Actor) -> bool:
+    """Delete: a ticket in the inbox moves to the quarantine as `deleted` (it can be released); one already
+    in the quarantine is purged for good, with its messages, files and unsent mail. Returns whether it was purged."""
+    if not ticket.quarantined:
+        quarantine(ticket, "deleted", actor=actor)
+        return False
+    purge(ticket, actor=actor)
+    return True
+
+
+def purge(ticket: Ticket, *, actor: Actor) -> None:
+    """Remove a quarantined ticket and everything on it (the storage bytes go with the orphan sweep).
+    A ticket others were merged into, or a thread on it that was merged from elsewhere, is refused."""
+    from sqlalchemy import delete, or_
+
+    from echo.attachments.models import Attachment
+    from echo.mail.models import OutboxMessage
+
+    if db.session.scalar(select(Ticket.id).where(Ticket.merged_into_id == ticket.id).limit(1)) is not None:
+        raise EchoError("Other tickets were merged into this one; undo those merges first.", status=409,
+                        code="has_merged_tickets")
+    threads = select(Thread.id).where(Thread.ticket_id == ticket.id)
+    db.session.execute(delete(Attachment).where(Attachment.thread_id.in_(threads)))
+    db.session.execute(delete(MessageId).where(or_(MessageId.ticket_id == ticket.id, MessageId.thread_id.in_(threads))))
+    db.session.execute(delete(OutboxMessage).where(or_(OutboxMessage.ticket_id == ticket.id,
+                                                       OutboxMessage.thread_id.in_(threads))))
+    db.session.execute(delete(Thread).where(Thread.ticket_id == ticket.id))
+    db.session.execute(update(Ticket).where(Ticket.previous_ticket_id == ticket.id).values(previous_ticket_id=None))
+    audit.record(actor, "tickets.purged", "ticket", ticket.id, number=ticket.number,
+                 reason=ticket.quarantine_reason)
+    db.session.flush()
+    db.session.execute(delete(Ticket).where(Ticket.id == ticket.id))
+    db.session.expunge(ticket)
+
+
+# --- Bulk actions ---------------------------------------------------------------------------
+
+BULK_LIMIT = 1000
+BULK_ACTIONS = ("status", "assign", "tag", "untag", "snooze", "spam", "delete", "release")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    changed: list[str]  # ticket numbers, as they were named
+    skipped: dict[str, str]  # number -> why it was left alone
+
+
+def bulk(numbers: Sequence[str], action: str, *, actor: Actor, value: str | None = None,
+         until: datetime | None = None) -> BulkResult:
+    """Apply one action to many tickets at once, each through the same function as a single change.
+
+    Every ticket named must exist and not be merged, or nothing changes (the caller sees which were
+    wrong); a ticket that cannot take the action (a closed one cannot be snoozed) is skipped and named."""
+    if action not in BULK_ACTIONS:
+        raise InvalidPayload(f"Action must be one of {', '.join(BULK_ACTIONS)}.", code="invalid_action")
+    wanted = list(dict.fromkeys(n.strip().upper() for n in numbers if isinstance(n, str) and n.strip()))
+    if not wanted:
+        raise InvalidPayload("Choose at least one ticket.", code="no_tickets")
+    if len(wanted) > BULK_LIMIT:
+        raise InvalidPayload(f"At most {BULK_LIMIT} tickets at once.", code="too_many_tickets")
+    seqs = {}
+    for number in wanted:
+        found = _NUMBER.match(number)
+        if found is None:
+            raise InvalidPayload(f"{number} is not a ticket number.", code="unknown_tickets",
+                                 details=[{"ticket": number, "problem": "not a ticket number"}])
+        seqs[int(found.group(1))] = number
+    rows = db.session.scalars(select(Ticket).where(Ticket.seq.in_(list(seqs))).order_by(Ticket.seq)
+                              .with_for_update(of=Ticket)).all()
+    by_seq = {ticket.seq: ticket for ticket in rows}
+    problems = [{"ticket": name, "problem": "no such ticket" if seq not in by_seq else "merged into another"}
+                for seq, name in seqs.items() if seq not in by_seq or by_seq[seq].merged_into_id is not None]
+    if problems:
+        raise NotFound("Some of these tickets do not exist or were merged: "
+                       + ", ".join(p["ticket"] for p in problems) + ". Nothing was changed.",
+                       code="unknown_tickets", details=problems)
+    if action == "assign" and value:
+        agent = db.session.scalar(select(Agent).where(Agent.email == value.strip().lower(), Agent.active))
+        if agent is None:
+            raise UnknownAgent(f"No active agent {value}.")
+    if action in ("tag", "untag") and not normalize_tags([value or ""]):
+        raise InvalidPayload("Name the tag.", code="invalid_tags")
+    if action == "status" and value not in STATUSES:
+        raise InvalidPayload(f"Status must be one of {', '.join(STATUSES)}.", code="invalid_status")
+    if action == "snooze" and (until is None or until <= utcnow()):
+        raise InvalidPayload("Snooze until a time in the future.", code="invalid_snooze")
+    # What a ticket cannot take is known before anything changes; it is skipped and named.
+    unfit: dict[str, Callable[[Ticket], str | None]] = {
+        "snooze": lambda t: "a closed ticket cannot be snoozed" if t.status == "closed" else None,
+        "tag": lambda t: (f"it already has {MAX_TAGS} tags" if len(t.tags) >= MAX_TAGS
+                          and normalize_tags([value or ""])[0] not in t.tags else None),
+        "release": lambda t: None if t.quarantined else "it is not in the quarantine",
+    }
+    work: dict[str, Callable[[Ticket], Any]] = {
+        "status": lambda t: set_status(t, value or "", actor=actor),
+        "assign": lambda t: assign(t, value or None, actor=actor),
+        "tag": lambda t: set_tags(t, [*t.tags, value or ""], actor=actor),
+        "untag": lambda t: set_tags(t, [x for x in t.tags if x != normalize_tags([value or ""])[0]], actor=actor),
+        "snooze": lambda t: snooze(t, until, actor=actor),
+        "spam": lambda t: mark_spam(t, actor=actor),
+        "delete": lambda t: delete_ticket(t, actor=actor),
+        "release": lambda t: release_from_quarantine(t, actor=actor),
+    }
+    changed, skipped = [], {}
+    check = unfit.get(action)
+    for seq, name in seqs.items():
+        ticket = by_seq[seq]
+        if check is not None and (why := check(ticket)):
+            skipped[name] = why
+            continue
+        work[action](ticket)
+        changed.append(name)
+    audit.record(actor, "tickets.bulk", "tickets", action, count=len(changed), skipped=len(skipped))
+    return BulkResult(changed, skipped)

@@ -39,15 +39,16 @@ class TicketRef:
     quarantined: bool
     merged_into_id: uuid.UUID | None
     assigned_to: uuid.UUID | None
+    snoozed_until: datetime | None = None
 
 
 TICKET_COLUMNS = (tickets.c.id.label("ticket_id"), tickets.c.number, tickets.c.customer_id, tickets.c.status,
-                  tickets.c.quarantined, tickets.c.merged_into_id, tickets.c.assigned_to)
+                  tickets.c.quarantined, tickets.c.merged_into_id, tickets.c.assigned_to, tickets.c.snoozed_until)
 
 
 def ticket_ref(row: Any) -> TicketRef:
     return TicketRef(row.ticket_id, row.number, row.customer_id, row.status, row.quarantined, row.merged_into_id,
-                     row.assigned_to)
+                     row.assigned_to, row.snoozed_until)
 
 
 _TICKET_BY_ID = select(*TICKET_COLUMNS).where(tickets.c.id == bindparam("id"))
@@ -80,7 +81,7 @@ def insert_ticket(conn: Connection, **values: Any) -> str:
 THREAD_COLUMNS = (
     "id", "ticket_id", "direction", "source", "customer_id", "sender_email", "sender_name", "subject", "body_html",
     "body_text", "stripped_text", "rfc_message_id", "postmark_message_id", "in_reply_to", "references",
-    "is_auto_reply", "spam_score", "quarantined", "notices",
+    "is_auto_reply", "spam_score", "quarantined", "notices", "cc",
 )
 
 

@@ -6,6 +6,7 @@ from flask import current_app
 
 from echo.extensions import db
 from echo.jobs import task
+from echo.tickets import service
 from echo.tickets.service import close_stale_pending
 
 
@@ -15,3 +16,11 @@ def auto_close() -> int:
     closed = close_stale_pending(current_app.config["ECHO"].auto_close_days)
     db.session.commit()
     return len(closed)
+
+
+@task
+def wake_snoozed() -> int:
+    """Reopen the tickets whose snooze ended, and tell their assignees."""
+    woken = service.wake_snoozed()
+    db.session.commit()
+    return len(woken)

@@ -28,3 +28,27 @@ def signed_in(client, db):
         return client, csrf_token(client, "/tickets"), agent
 
     return sign_in
+
+
+@pytest.fixture
+def agent_client(app, db):
+    """A console client signed in as any agent (a session row and its cookie, as a passkey sign-in makes)."""
+
+    def make(agent):
+        import secrets
+        from datetime import timedelta
+
+        from echo.agents.models import AgentSession
+        from echo.db import utcnow
+        from echo.security import token_hash
+
+        raw, now = secrets.token_urlsafe(32), utcnow()
+        db.session.add(AgentSession(id=token_hash(raw), agent_id=agent.id, method="passkey", last_seen_at=now,
+                                    expires_at=now + timedelta(hours=12)))
+        db.session.commit()
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["sid"] = raw
+        return client, csrf_token(client, "/tickets")
+
+    return make

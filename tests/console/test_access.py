@@ -49,13 +49,17 @@ def test_mutations_without_csrf_token_are_refused_and_change_nothing(signed_in, 
     assert ok.status_code == 302
 
 
-def test_ops_agents_cannot_merge(signed_in, db):
+def test_ops_agents_can_merge_and_undo_it(signed_in, db):
     client, token, _ = signed_in(role="ops")
     post_inbound(client, inbound_payload(subject="one"))
     post_inbound(client, inbound_payload(subject="two"))
     response = client.post("/tickets/TKT-0001/merge", data={"into": "TKT-0002", "csrf_token": token},
                            headers={"HX-Request": "true"})
-    assert response.status_code == 403 and "Only a superadmin" in response.get_data(as_text=True)
+    assert response.status_code == 200 and "Merged TKT-0001 into TKT-0002." in response.get_data(as_text=True)
+    assert "Undo merge" in response.get_data(as_text=True)
+    undone = client.post("/tickets/TKT-0001/unmerge", data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert undone.status_code == 200 and "Merge undone" in undone.get_data(as_text=True)
+    db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Ticket).where(Ticket.merged_into_id.isnot(None))) == 0
 
 

@@ -93,13 +93,10 @@ def test_merge_moves_threads_and_both_numbers_resolve(client, db, agent_token, r
     assert [t["number"] for t in listed["tickets"]] == ["TKT-0002"]
 
 
-def test_merge_refuses_other_customers_and_ops_role(client, db, agent_token):
-    _, ops = agent_token(role="ops")
-    _, admin = agent_token(role="superadmin")
+def test_merge_refuses_other_customers_and_itself(client, db, agent_token):
+    _, admin = agent_token(role="ops")
     post_inbound(client, inbound_payload(sender="alice@example.com"))
     post_inbound(client, inbound_payload(sender="bob@example.com"))
-    forbidden = api(client, ops, "POST", "/tickets/TKT-0001/merge", json={"into": "TKT-0002"})
-    assert forbidden.status_code == 403 and forbidden.get_json()["error"] == "forbidden"
     refused = api(client, admin, "POST", "/tickets/TKT-0001/merge", json={"into": "TKT-0002"})
     assert refused.status_code == 422 and refused.get_json()["error"] == "cannot_merge"
     itself = api(client, admin, "POST", "/tickets/TKT-0001/merge", json={"into": "TKT-0001"})
