@@ -185,6 +185,37 @@ def child(config_path: str) -> int:
     return 0
 
 
+def explain(engine, statement: str, params, mode: str) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of a statement PREPAREd as psycopg prepares it after 5 runs, planned with
+    the values (`custom`) or without them (`generic`, what PostgreSQL's plan cache may switch to after 5
+    more runs when the generic plan's estimate looks no worse)."""
+    from psycopg import sql
+
+    names: list[str] = []
+
+    def placeholder(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    text = re.sub(r"%\((\w+)\)s", placeholder, statement).replace("%%", "%")
+    values = sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(params[n]) for n in names)) if names else sql.SQL("")
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        try:
+            with raw.cursor() as cur:
+                cur.execute(f"SET LOCAL plan_cache_mode = force_{mode}_plan")
+                cur.execute("PREPARE bench_explain AS " + text)
+                cur.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_explain ") + values)
+                plan = "\n".join(r[0] for r in cur.fetchall())
+                cur.execute("DEALLOCATE bench_explain")
+        except Exception as exc:  # noqa: BLE001
+            plan = f"(could not explain: {exc})"
+        finally:
+            raw.rollback()
+    return plan
+
+
 def sql_breakdown(app, db, get, cfg) -> dict:
     """A few more requests per page (not part of the timed ones) with every SQL statement timed at the
     driver cursor: statements per request, SQL time per request, the slowest statements and, with
@@ -232,11 +263,8 @@ def sql_breakdown(app, db, get, cfg) -> dict:
                 for statement, params, ms in top[:2]:
                     if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                         continue
-                    with engine.connect() as conn:
-                        rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params).fetchall()
-                        conn.rollback()
                     plans.append({"ms": round(ms, 2), "sql": " ".join(statement.split())[:600],
-                                  "plan": "\n".join(r[0] for r in rows)})
+                                  **{mode: explain(engine, statement, params, mode) for mode in ("custom", "generic")}})
                 out[page]["plans"] = plans
     finally:
         event.remove(engine, "before_cursor_execute", before)
@@ -281,7 +309,8 @@ SUBJECTS = [
     "Wrong shipping address on order #%1$s", "Question about the %2$s plan limits", "Password reset link expired",
     "Sync with Salesforce stopped working", "Please update the billing email on our account",
     "The mobile app logs me out every day", "Order #%1$s arrived damaged", "API returns 429 for every request",
-    "Can we get an invoice with our PO number?", "Dark mode makes the editor unreadable", "Duplicate charge on INV-%3$s",
+    "Can we get an invoice with our PO number?", "Dark mode makes the editor unreadable",
+    "Duplicate charge on INV-%3$s",
     "How do I add another admin?", "Data import stuck at 99%%", "Feature request: recurring tasks",
     "Our team can't see the shared workspace", "Receipt for order #%1$s", "SSO login loops back to the start page",
     "Notifications arrive hours late", "Transfer the account to a new owner", "Discount code not applied to #%1$s",
@@ -414,7 +443,8 @@ CREATE FUNCTION bench_internal(seq bigint, j int, n int) RETURNS boolean LANGUAG
     SELECT j % 2 = 0 AND j < n - 1 AND bench_u((seq * 1024 + j) * 16 + 2) < 0.2
 $$;
 """
-HELPER_NAMES = ("bench_h(bigint)", "bench_u(bigint)", "bench_pick(text[], bigint)", "bench_some(text[], bigint, integer)",
+HELPER_NAMES = ("bench_h(bigint)", "bench_u(bigint)", "bench_pick(text[], bigint)",
+                "bench_some(text[], bigint, integer)",
                 "bench_t(timestamptz, double precision, integer, bigint, integer)", "bench_msgid(bigint, integer)",
                 "bench_internal(bigint, integer, integer)")
 
@@ -426,12 +456,14 @@ WITH w AS (
 ), c AS MATERIALIZED (
     SELECT seq, sum(w) OVER (ORDER BY seq) AS cw, sum(w) OVER () AS tw FROM w
 ), n AS (  -- 1 + an exponential share of the extra threads, rounded so that the total is exact
-    SELECT seq, (1 + round(%(extra)s * cw / tw) - round(%(extra)s * coalesce(lag(cw) OVER (ORDER BY seq), 0) / tw))::int AS n
+    SELECT seq, (1 + round(%(extra)s * cw / tw)
+                   - round(%(extra)s * coalesce(lag(cw) OVER (ORDER BY seq), 0) / tw))::int AS n
       FROM c
 ), b AS MATERIALIZED (  -- (materialized: a flattened stage would re-evaluate its expressions per use)
     SELECT seq, n,
            -- newer tickets are denser; numbers follow creation time
-           %(now)s - make_interval(secs => %(days)s * 86400.0 * power(1 - (seq - 0.5) / %(tickets)s::float8, 1.3)) AS created,
+           %(now)s - make_interval(secs => %(days)s * 86400.0
+                                           * power(1 - (seq - 0.5) / %(tickets)s::float8, 1.3)) AS created,
            1 + floor(%(customers)s * power(bench_u(-(seq * 16 + 3)), 1.3))::int AS cust,
            CASE WHEN bench_u(-(seq * 16 + 4)) < 0.7 THEN 1 + bench_h(-(seq * 16 + 5)) %% %(assignees)s END AS agent,
            bench_u(-(seq * 16 + 6)) AS u_status,
@@ -450,16 +482,19 @@ WITH w AS (
     SELECT *,
            bench_t(created, span_s, n, seq, n) AS t_last,
            bench_t(created, span_s, n, seq, CASE WHEN n %% 2 = 1 THEN n ELSE n - 1 END) AS t_in,
-           CASE WHEN n >= 2 THEN bench_t(created, span_s, n, seq, CASE WHEN n %% 2 = 0 THEN n ELSE n - 1 END) END AS t_out
+           CASE WHEN n >= 2
+                THEN bench_t(created, span_s, n, seq, CASE WHEN n %% 2 = 0 THEN n ELSE n - 1 END) END AS t_out
       FROM s
 ), st AS MATERIALIZED (
     SELECT *, CASE
         WHEN merged AND NOT quarantined THEN 'closed'
         WHEN n %% 2 = 1 THEN  -- the customer wrote last
-            CASE WHEN %(now)s - t_last < interval '10 days' THEN CASE WHEN u_status < 0.9 THEN 'open' ELSE 'resolved' END
+            CASE WHEN %(now)s - t_last < interval '10 days'
+                 THEN CASE WHEN u_status < 0.9 THEN 'open' ELSE 'resolved' END
                  WHEN u_status < 0.02 THEN 'open' WHEN u_status < 0.2 THEN 'resolved' ELSE 'closed' END
         ELSE                  -- an agent answered last
-            CASE WHEN %(now)s - t_last < interval '7 days' THEN CASE WHEN u_status < 0.75 THEN 'pending' ELSE 'resolved' END
+            CASE WHEN %(now)s - t_last < interval '7 days'
+                 THEN CASE WHEN u_status < 0.75 THEN 'pending' ELSE 'resolved' END
                  WHEN u_status < 0.005 THEN 'pending' WHEN u_status < 0.2 THEN 'resolved' ELSE 'closed' END
         END AS status
       FROM t
@@ -494,7 +529,9 @@ SELECT ticket_id, dir, CASE WHEN dir = 'inbound' THEN tsource ELSE 'console' END
                          THEN '<p><img src="https://t.mailtrack-example.com/o/' || md5(k::text)
                               || '.gif" width="1" height="1" alt=""></p>' ELSE '' END
                  || '</div>'
-                 || CASE WHEN quote <> '' THEN '<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px #ccc solid;padding-left:1ex">'
+                 || CASE WHEN quote <> ''
+                         THEN '<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px #ccc solid;'
+                              || 'padding-left:1ex">'
                          || '<p>' || replace(replace(replace(replace(btrim(quote, E'\n'), '<', '&lt;'), '>', '&gt;'),
                                                      E'\n\n', '</p><p>'), E'\n', '<br>')
                          || '</p></blockquote>' ELSE '' END
@@ -518,15 +555,18 @@ SELECT ticket_id, dir, CASE WHEN dir = 'inbound' THEN tsource ELSE 'console' END
              WHEN 'outbound' THEN
                  'Hi ' || cfirst || E',\n\n' || bench_pick(%(a_open)s, k + 3) || ' '
                  || bench_some(%(a_mid)s, k + 5, 2 + (bench_h(k + 9) %% 2)::int) || E'\n\n'
-                 || bench_pick(%(a_close)s, k + 4) || E'\n\nBest,\n' || (%(agent_first)s)[helper] || E'\n' || %(brand)s || ' Support'
-             ELSE bench_pick(%(notes)s, k + 3) || CASE WHEN bench_u(k + 4) < 0.5 THEN ' ' || bench_pick(%(notes)s, k + 5) ELSE '' END
+                 || bench_pick(%(a_close)s, k + 4) || E'\n\nBest,\n' || (%(agent_first)s)[helper] || E'\n'
+                 || %(brand)s || ' Support'
+             ELSE bench_pick(%(notes)s, k + 3)
+                  || CASE WHEN bench_u(k + 4) < 0.5 THEN ' ' || bench_pick(%(notes)s, k + 5) ELSE '' END
            END AS txt,
            CASE WHEN j > 1 AND dir <> 'internal' THEN
                  E'\n\nOn ' || to_char(prev_at AT TIME ZONE 'UTC', 'Dy, DD Mon YYYY "at" HH24:MI') || ', '
                  || CASE WHEN dir = 'inbound' THEN %(brand)s || ' Support <' || %(support)s || '>'
                          ELSE cname || ' <' || email || '>' END
                  || E' wrote:\n\n> '
-                 || CASE WHEN dir = 'inbound' THEN bench_pick(%(a_mid)s, k + 13) || E'\n> ' || bench_pick(%(a_close)s, k + 14)
+                 || CASE WHEN dir = 'inbound'
+                         THEN bench_pick(%(a_mid)s, k + 13) || E'\n> ' || bench_pick(%(a_close)s, k + 14)
                          ELSE bench_pick(%(c_mid)s, k + 13) || E'\n> ' || bench_pick(%(c_mid)s, k + 14) END
            ELSE '' END AS quote
       FROM (
@@ -572,7 +612,8 @@ OUTBOX_SQL = [r"""
 INSERT INTO outbox (kind, ticket_id, thread_id, to_email, context, state, attempts, last_error, message_id,
                     postmark_message_id, created_at, next_attempt_at, attempted_at, sent_at, delivered_at)
 SELECT 'reply', th.ticket_id, th.id, c.email, '{}'::jsonb, x.state, 1,
-       CASE WHEN x.state = 'failed' THEN 'Postmark 406: You tried to send to recipient(s) that have been marked as inactive.' END,
+       CASE WHEN x.state = 'failed'
+            THEN 'Postmark 406: You tried to send to recipient(s) that have been marked as inactive.' END,
        th.rfc_message_id, CASE WHEN x.state <> 'failed' THEN md5('po' || th.id)::uuid::text END,
        th.created_at, th.created_at, th.created_at,
        CASE WHEN x.state <> 'failed' THEN th.created_at + interval '2 seconds' END,
@@ -589,13 +630,15 @@ INSERT INTO outbox (kind, ticket_id, to_email, context, state, attempts, last_er
                     created_at, next_attempt_at, attempted_at, sent_at, delivered_at)
 SELECT 'acknowledgement', t.id, c.email, '{}'::jsonb, x.state, 1,
        CASE WHEN x.state = 'failed' THEN 'Postmark 300: Invalid email request.' END,
-       '<' || md5('ack' || t.seq) || '@raxx.app>', CASE WHEN x.state <> 'failed' THEN md5('pa' || t.seq)::uuid::text END,
+       '<' || md5('ack' || t.seq) || '@raxx.app>',
+       CASE WHEN x.state <> 'failed' THEN md5('pa' || t.seq)::uuid::text END,
        t.created_at + interval '3 seconds', t.created_at + interval '3 seconds', t.created_at + interval '3 seconds',
        CASE WHEN x.state <> 'failed' THEN t.created_at + interval '4 seconds' END,
        CASE WHEN x.state = 'delivered' THEN t.created_at + interval '12 seconds' END
   FROM tickets t
   JOIN customers c ON c.id = t.customer_id
-  CROSS JOIN LATERAL (SELECT CASE WHEN bench_u(-(t.seq * 16 + 13)) < 0.003 THEN 'failed' ELSE 'delivered' END AS state) x
+  CROSS JOIN LATERAL (SELECT CASE WHEN bench_u(-(t.seq * 16 + 13)) < 0.003 THEN 'failed' ELSE 'delivered' END
+                             AS state) x
  WHERE t.source = 'email' AND bench_u(-(t.seq * 16 + 14)) < 0.7
 """]
 
@@ -621,7 +664,8 @@ SELECT md5('a1')::uuid, t.id, t.updated_at
 
 
 ARRAY_PARAMS = ("categories", "subjects", "plans", "tags", "agent_names", "agent_first", "c_greet", "c_open",
-                "c_follow", "c_mid", "c_sign", "a_open", "a_mid", "a_close", "notes", "att_names", "att_types", "drafts",
+                "c_follow", "c_mid", "c_sign", "a_open", "a_mid", "a_close", "notes", "att_names", "att_types",
+                "drafts",
                 "first", "last", "domains")
 
 
@@ -635,7 +679,8 @@ def seed_params(args, now) -> dict:
         "tickets": args.tickets, "extra": args.threads - args.tickets, "now": now, "days": 365,
         "customers": args.customers, "assignees": ASSIGNEES, "categories": CATEGORIES, "subjects": SUBJECTS,
         "plans": PLANS, "tags": TAGS, "support": SUPPORT, "brand": BRAND,
-        "agent_names": [name for _e, name, _r, _a in AGENTS], "agent_first": [name.split()[0] for _e, name, _r, _a in AGENTS],
+        "agent_names": [name for _e, name, _r, _a in AGENTS],
+        "agent_first": [name.split()[0] for _e, name, _r, _a in AGENTS],
         "c_greet": C_GREET, "c_open": C_OPEN, "c_follow": C_FOLLOW, "c_mid": C_MID, "c_sign": C_SIGN,
         "a_open": A_OPEN, "a_mid": A_MID, "a_close": A_CLOSE, "notes": NOTES,
         "att_names": [a for a, _t in ATTACHMENTS], "att_types": [t for _a, t in ATTACHMENTS],
@@ -803,8 +848,8 @@ def seed(dsn: str, args) -> dict:
 
         log(f"  threads ({args.threads:,}) ...")
         stats["threads_s"] = parallel(THREADS_SQL, "threads")
-        log(f"  tickets ({args.tickets:,}){' with their search documents' if has_documents and args.documents else ''} ...")
         document = has_documents and args.documents
+        log(f"  tickets ({args.tickets:,}){' with their search documents' if document else ''} ...")
         stats["tickets_s"] = parallel(TICKETS_SQL.format(document=DOCUMENT if document else "''::tsvector",
                                                          join=DOCUMENT_JOIN if document else ""), "tickets")
         stats["search_documents"] = bool(document)
@@ -837,8 +882,10 @@ def seed(dsn: str, args) -> dict:
             diff = set(before["indexes"]) ^ set(after["indexes"])
             raise RuntimeError(f"the schema after seeding differs from the migrated one: {sorted(diff)[:5]}")
         orphans = conn.execute(
-            "SELECT (SELECT count(*) FROM threads th WHERE NOT EXISTS (SELECT 1 FROM tickets t WHERE t.id = th.ticket_id))"
-            "     + (SELECT count(*) FROM tickets t WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.customer_id))"
+            "SELECT (SELECT count(*) FROM threads th"
+            "         WHERE NOT EXISTS (SELECT 1 FROM tickets t WHERE t.id = th.ticket_id))"
+            "     + (SELECT count(*) FROM tickets t"
+            "         WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.customer_id))"
             "     + (SELECT count(*) FROM tickets t WHERE t.assigned_to IS NOT NULL"
             "          AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = t.assigned_to))").fetchone()[0]
         if orphans:
@@ -847,18 +894,25 @@ def seed(dsn: str, args) -> dict:
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("VACUUM ANALYZE")
         stats["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
-        stats["rows"] = dict(conn.execute(
-            "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY(%s) ORDER BY 1",
-            (["customers", "agents", "tickets", "threads", "outbox", "attachments", "ticket_reads", "ticket_drafts"],)))
-        stats["rows"]["tickets"], stats["rows"]["threads"] = conn.execute(
-            "SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM threads)").fetchone()
-        stats["statuses"] = dict(conn.execute("SELECT status, count(*) FROM tickets GROUP BY 1 ORDER BY 1"))
-        stats["directions"] = dict(conn.execute("SELECT direction, count(*) FROM threads GROUP BY 1 ORDER BY 1"))
-        stats["text_chars"] = [round(float(x)) for x in conn.execute(
-            "SELECT avg(length(stripped_text)), avg(length(body_text)), avg(length(body_html)) FROM threads "
-            "WHERE ctid < '(2000,0)'::tid").fetchone()]
-        stats["database_mb"] = round(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20)
+        stats.update(describe(conn))
     stats["seed_s"] = round(time.perf_counter() - t_all, 1)
+    return stats
+
+
+def describe(conn) -> dict:
+    """Row counts, statuses, message kinds and lengths, and size of the seeded database."""
+    stats: dict = {"rows": dict(conn.execute(
+        "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY(%s) ORDER BY 1",
+        (["customers", "agents", "tickets", "threads", "outbox", "attachments", "ticket_reads", "ticket_drafts"],)))}
+    stats["rows"]["tickets"], stats["rows"]["threads"] = conn.execute(
+        "SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM threads)").fetchone()
+    stats["drafts"] = stats["rows"].get("ticket_drafts", 0)
+    stats["statuses"] = dict(conn.execute("SELECT status, count(*) FROM tickets GROUP BY 1 ORDER BY 1"))
+    stats["directions"] = dict(conn.execute("SELECT direction, count(*) FROM threads GROUP BY 1 ORDER BY 1"))
+    stats["text_chars"] = [round(float(x)) for x in conn.execute(
+        "SELECT avg(length(stripped_text)), avg(length(body_text)), avg(length(body_html)) FROM threads "
+        "WHERE ctid < '(2000,0)'::tid").fetchone()]
+    stats["database_mb"] = round(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20)
     return stats
 
 
@@ -966,7 +1020,8 @@ def measure(label: str, src: Path, dsn: str, redis_url: str, plan: dict, args, t
                 "ECHO_STORAGE": "local", "POSTMARK_SERVER_TOKEN": "POSTMARK_API_TEST"},
         "tickets": plan["tickets"], "expected_rows": plan["expected_rows"],
         "warmup": args.warmup, "requests": args.requests, "seed": 1000 * round_no + len(label),
-        "breakdown": args.breakdown if breakdown else 0, "explain": args.explain and breakdown, "out": str(tmp / f"result-{label}-{round_no}.json"),
+        "breakdown": args.breakdown if breakdown else 0, "explain": args.explain and breakdown,
+        "out": str(tmp / f"result-{label}-{round_no}.json"),
     }
     config_path = tmp / f"config-{label}-{round_no}.json"
     config_path.write_text(json.dumps(config))
@@ -1061,22 +1116,28 @@ def report(result: dict, args) -> bool:
                 print(f"  {tree} note: {note}")
         print()
     print(f"Medians of {len(rounds)} rounds (ms)")
-    print(f"  {'page':16s} {'baseline p50/p95/max':>22s}   {'candidate p50/p95/max':>22s}   p95 ratio per round  median")
+    print(f"  {'page':16s} {'baseline p50/p95/max':>22s}   {'candidate p50/p95/max':>22s}   "
+          "p95 ratio per round  median")
     for page in (*PAGES, "overall"):
         b, c = medians["baseline"][page], medians["candidate"][page]
         print(f"  {page:16s} {b['p50']:6.1f} {b['p95']:6.1f} {b['max']:7.1f}   {c['p50']:6.1f} {c['p95']:6.1f} "
-              f"{c['max']:7.1f}   {', '.join(f'{x:.3f}' for x in ratios[page]):20s} {statistics.median(ratios[page]):.3f}")
-    breakdown = rounds[-1]["candidate"].get("breakdown") or {}
-    if breakdown:
-        print("\nWhere the candidate's time goes (last round, extra requests with every SQL statement timed)")
+              f"{c['max']:7.1f}   {', '.join(f'{x:.3f}' for x in ratios[page]):20s} "
+              f"{statistics.median(ratios[page]):.3f}")
+    for tree in trees:
+        breakdown = rounds[-1][tree].get("breakdown") or {}
+        if not breakdown:
+            continue
+        print(f"\nWhere the {tree}'s time goes (last round, {args.breakdown} more requests per page, every SQL "
+              "statement timed at the cursor; median per request, slowest statements)")
         for page, b in breakdown.items():
             print(f"  {page:16s} {b['ms_p50']:6.1f} ms per request, {b['statements_p50']:g} statements, "
                   f"{b['sql_ms_p50']:.1f} ms in SQL")
             for s in b["slowest"][:3]:
                 print(f"      {s['ms']:6.2f} ms  {s['sql'][:150]}")
             for p in b.get("plans", []):
-                print(f"    EXPLAIN ANALYZE ({p['ms']} ms when timed): {p['sql'][:200]}")
-                print("      " + p["plan"].replace("\n", "\n      "))
+                print(f"    EXPLAIN ANALYZE ({p['ms']} ms when timed): {p['sql'][:300]}")
+                for mode in ("custom", "generic"):
+                    print(f"      {mode} plan:\n        " + p[mode].replace("\n", "\n        "))
     print("\nTargets (candidate, median round)")
     for t in targets:
         print(f"  {t['page']:16s} p95 {t['p95_ms']:6.1f} ms < {TARGET_P95_MS:g} ms: "
@@ -1105,6 +1166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-search-documents", dest="documents", action="store_false",
                         help="leave tickets.search_document empty (a faster seed; the pages do not search)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--use-db", metavar="DSN",
+                        help="time against this already seeded database (from --keep) instead; it is not dropped")
     parser.add_argument("--child-timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true", help="the report as JSON on stdout (logs on stderr)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -1140,13 +1203,22 @@ def main(argv: list[str] | None = None) -> int:
             if not (Path(tree["src"]) / "echo" / "__init__.py").exists():
                 raise SystemExit(f"{tree['src']} is not an Echo tree (no echo/__init__.py)")
         redis.flushdb()
-        database.create()
-        log(f"database {database.name}; migrating with {candidate}")
-        migrate_s = migrate(candidate, database.dsn, tmp)
-        log(f"seeding {args.tickets:,} tickets / {args.threads:,} threads / {args.customers:,} customers")
-        stats = seed(database.dsn, args)
-        log(f"seeded in {stats['seed_s']:.0f} s (+ migrate {migrate_s:.0f} s): {stats['database_mb']:,} MB, "
-            f"statuses {stats['statuses']}, drafts {stats['drafts']}")
+        if args.use_db:
+            import psycopg
+
+            database.dsn, migrate_s = benchdb.admin_dsn(args.use_db), 0.0
+            with psycopg.connect(database.dsn, autocommit=True) as conn:
+                stats = {"seed_s": 0.0, "plan_s": 0, "threads_s": 0, "tickets_s": 0, "outbox_extras_s": 0,
+                         "indexes_s": 0, "vacuum_analyze_s": 0, "drafts_note": "(reused)", **describe(conn)}
+            log(f"reusing {database.dsn}")
+        else:
+            database.create()
+            log(f"database {database.name}; migrating with {candidate}")
+            migrate_s = migrate(candidate, database.dsn, tmp)
+            log(f"seeding {args.tickets:,} tickets / {args.threads:,} threads / {args.customers:,} customers")
+            stats = seed(database.dsn, args)
+            log(f"seeded in {stats['seed_s']:.0f} s (+ migrate {migrate_s:.0f} s): {stats['database_mb']:,} MB, "
+                f"statuses {stats['statuses']}, drafts {stats['drafts']}")
         if args.rounds < 1:
             print(json.dumps({"migrate_s": round(migrate_s, 1), "seed": stats}, indent=2, default=str))
             return 0
@@ -1160,9 +1232,9 @@ def main(argv: list[str] | None = None) -> int:
             for label in order:
                 log(f"round {i}/{args.rounds}: {label}")
                 src = Path(trees[label]["src"])
-                # SQL statements are timed (after the timed requests) in the last round's candidate only
+                # SQL statements are timed (after the timed requests) in the last round only
                 entry[label] = measure(label, src, database.dsn, redis_url, plan, args, tmp, i,
-                                       breakdown=i == args.rounds and label == "candidate")
+                                       breakdown=i == args.rounds)
                 s = entry[label]["stats"]
                 log("  " + ", ".join(f"{p} p50 {s[p]['p50']:.1f} / p95 {s[p]['p95']:.1f}" for p in PAGES))
             result["rounds"].append(entry)

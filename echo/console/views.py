@@ -46,10 +46,13 @@ FILTER_ARGS = ("status", "assignee", "tag", "customer", "q", "quarantined", "sno
 
 @bp.before_request
 def guard():
-    """Every console view needs a signed-in agent; every mutating request needs a CSRF token."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        csrf.protect()
+    """Every console view needs a signed-in agent; every mutating request needs a CSRF token.
+
+    The sign-in is checked first: a lapsed session also lost its CSRF token, and the agent should be
+    sent to sign in (and back), not shown a token error."""
     if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf.protect()
         return None
     try:
         g.actor = require_agent()
@@ -62,6 +65,8 @@ def guard():
         # After signing in, back to a page: a form's POST URL (a reply) has no page of its own.
         target = request.full_path.rstrip("?") if request.method == "GET" else _page_of(request.path)
         return redirect(url_for("console_auth.login", next=target))
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
     return None
 
 

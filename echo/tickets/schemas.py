@@ -15,6 +15,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# JSON has no date type: an ISO 8601 string with its zone ("2026-12-05T09:00:00+01:00").
+Moment = Annotated[AwareDatetime, Field(strict=False)]
+
+
 class ReplyIn(_Strict):
     body_text: Annotated[str, Field(max_length=200_000)] | None = None
     body_html: Annotated[str, Field(max_length=400_000)] | None = None
@@ -61,7 +65,7 @@ class MergeIn(_Strict):
 
 
 class SnoozeIn(_Strict):
-    until: AwareDatetime | None  # null wakes the ticket now
+    until: Moment | None  # null wakes the ticket now
 
 
 class SpamIn(_Strict):
@@ -72,7 +76,7 @@ class BulkIn(_Strict):
     tickets: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=1000)]
     action: Literal["status", "assign", "tag", "untag", "snooze", "spam", "delete", "release"]
     value: Annotated[str, Field(max_length=320)] | None = None  # the status, the agent's email, the tag
-    until: AwareDatetime | None = None  # for snooze
+    until: Moment | None = None  # for snooze
 
 
 class DraftIn(_Strict):

@@ -5,12 +5,13 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from echo.agents.models import AgentSession
 from echo.db import utcnow
 from echo.mail import tasks
 from echo.mail.models import OutboxMessage
-from echo.tickets.models import MessageId, Thread, Ticket
+from echo.tickets.models import Draft, MessageId, Thread, Ticket
 from tests.factories import AgentFactory
 from tests.mailbuilder import inbound_payload, post_inbound
 
@@ -142,3 +143,154 @@ def test_a_retried_reply_holds_back_the_next_one_so_they_arrive_in_order(client,
         call_task(tasks.sweep_outbox)
         run_jobs()
     assert replies_sent(postmark) == ["First answer.", "Second answer."]
+
+
+# --- Drafts -------------------------------------------------------------------------------------
+
+def test_a_draft_survives_a_reload_others_see_it_and_sending_discards_it(signed_in, db, agent_client, run_jobs,
+                                                                        postmark):
+    client, token, me = signed_in()
+    number = open_ticket(client)
+    saved = client.post(f"/tickets/{number}/draft", data={"csrf_token": token, "body": "Half a thought",
+                                                          "cc": "lead@example.com"}, headers={"HX-Request": "true"})
+    assert saved.status_code == 200 and saved.get_data(as_text=True).startswith("Draft saved")
+    page = client.get(f"/tickets/{number}").get_data(as_text=True)
+    assert ">Half a thought</textarea>" in page and 'value="lead@example.com"' in page
+
+    ben, _ = agent_client(AgentFactory(email="ben@echo.local", display_name="Ben", role="ops"))
+    other = ben.get(f"/tickets/{number}").get_data(as_text=True)
+    assert "Demo Agent has a draft reply on this ticket." in other
+    assert "Half a thought" not in other  # a colleague sees that there is a draft, not its words
+    assert "Demo Agent has a draft" in ben.get("/tickets").get_data(as_text=True)
+
+    assert reply(client, token, number, "The whole thought.").status_code == 200
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Draft)) == 0
+    assert "has a draft" not in ben.get(f"/tickets/{number}").get_data(as_text=True)
+
+
+def test_an_empty_box_deletes_the_draft(signed_in, db):
+    client, token, _ = signed_in()
+    number = open_ticket(client)
+    client.post(f"/tickets/{number}/draft", data={"csrf_token": token, "body": "x"}, headers={"HX-Request": "true"})
+    client.post(f"/tickets/{number}/draft", data={"csrf_token": token, "body": "  "}, headers={"HX-Request": "true"})
+    assert db.session.scalar(select(func.count()).select_from(Draft)) == 0
+
+
+def test_a_reply_posted_after_the_session_lapsed_returns_to_the_ticket_after_sign_in(signed_in, db):
+    client, token, _ = signed_in()
+    number = open_ticket(client)
+    db.session.execute(update(AgentSession).values(revoked_at=func.now()))
+    db.session.commit()
+    plain = client.post(f"/tickets/{number}/reply", data={"csrf_token": token, "body": "typed"})
+    assert plain.status_code == 302
+    assert plain.headers["Location"].endswith(f"/tickets/login?next=/tickets/{number}")  # a page, not the POST URL
+    htmx = client.post(f"/tickets/{number}/draft", data={"csrf_token": token, "body": "typed"},
+                       headers={"HX-Request": "true", "HX-Current-URL": f"https://help.raxx.app/tickets/{number}"})
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].endswith(f"next=/tickets/{number}")
+    # The draft saved before the lapse is there after signing in again.
+
+
+# --- Cc and Bcc ---------------------------------------------------------------------------------
+
+def cc_payload(**kwargs):
+    payload = inbound_payload(sender="ada@example.com", subject="Export fails", **kwargs)
+    payload["ToFull"].append({"Email": "Bob@Example.com", "Name": "Bob", "MailboxHash": ""})
+    payload["CcFull"] = [{"Email": "carol@example.org", "Name": "Carol", "MailboxHash": ""},
+                         {"Email": "support+abc@raxx.app", "Name": "", "MailboxHash": "abc"},
+                         {"Email": "ada@example.com", "Name": "Ada", "MailboxHash": ""}]
+    return payload
+
+
+def test_inbound_cc_is_kept_and_a_reply_goes_to_everyone_by_default(signed_in, db, run_jobs, postmark):
+    client, token, _ = signed_in()
+    assert post_inbound(client, cc_payload()).status_code == 200
+    thread = db.session.scalar(select(Thread).where(Thread.direction == "inbound"))
+    assert thread.cc == ["bob@example.com", "carol@example.org"]  # not support, not the sender
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    assert "Cc: bob@example.com, carol@example.org" in page
+    assert 'value="bob@example.com, carol@example.org"' in page  # the reply box's Cc, ready for reply-all
+    run_jobs()
+    postmark.sent.clear()
+    response = client.post("/tickets/TKT-0001/reply", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "body": "Looking into it.", "cc": "bob@example.com, Dee <dee@example.net>",
+        "bcc": "audit@raxx-internal.com"})
+    assert response.status_code == 200
+    run_jobs()
+    sent = [m for m in postmark.sent if m["To"] == "ada@example.com"]
+    assert len(sent) == 1
+    assert sent[0]["Cc"] == "bob@example.com, dee@example.net" and sent[0]["Bcc"] == "audit@raxx-internal.com"
+    out = db.session.scalar(select(Thread).where(Thread.direction == "outbound"))
+    assert out.cc == ["bob@example.com", "dee@example.net"] and out.bcc == ["audit@raxx-internal.com"]
+
+
+def test_a_cc_that_is_not_an_address_is_refused_and_nothing_is_written(signed_in, db, run_jobs, postmark):
+    client, token, _ = signed_in()
+    number = open_ticket(client)
+    response = client.post(f"/tickets/{number}/reply", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "body": "Hello", "cc": "bob@example.com, not an address"})
+    assert response.status_code == 422
+    assert "is not an email address" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Thread).where(Thread.direction == "outbound")) == 0
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "reply")) == 0
+
+
+def test_a_cc_d_colleague_replies_onto_the_ticket_but_never_owns_it(client, db, agent_token, run_jobs, postmark):
+    assert post_inbound(client, cc_payload()).status_code == 200
+    _, headers = agent_token()
+    assert client.post("/api/v1/agent/tickets/TKT-0001/replies", headers=headers,
+                       json={"body_text": "On it."}).status_code == 201
+    run_jobs()
+    ours = next(m for m in postmark.sent if m["TextBody"].startswith("On it.") and m["To"] == "ada@example.com")
+    assert "carol@example.org" in ours["Cc"]
+    message_id = f"<{ours['MessageID']}@mtasv.net>"  # the id Postmark gives what it sends
+    answer = inbound_payload(sender="carol@example.org", name="Carol", subject="Re: Export fails",
+                             in_reply_to=message_id, text="Same problem here.")
+    assert post_inbound(client, answer).status_code == 200
+    db.session.expire_all()
+    ticket = db.session.scalar(select(Ticket).where(Ticket.number == "TKT-0001"))
+    assert db.session.scalar(select(func.count()).select_from(Ticket)) == 1
+    assert ticket.customer.email == "ada@example.com"  # the owner stays the owner: Carol's portal never shows it
+    assert [t.sender_email for t in ticket.threads if t.direction == "inbound"] == ["ada@example.com",
+                                                                                      "carol@example.org"]
+
+
+# --- Signatures, saved replies, send and next -------------------------------------------------------
+
+def test_the_agents_signature_goes_under_a_console_reply(signed_in, db, run_jobs, postmark):
+    client, token, agent = signed_in()
+    assert client.post("/tickets/settings", data={"csrf_token": token, "display_name": "Demo Agent",
+                                                  "time_zone": "Europe/Berlin",
+                                                  "signature": "Demo\nRaxx support"}).status_code == 302
+    number = open_ticket(client)
+    run_jobs()
+    postmark.sent.clear()
+    reply(client, token, number, "Fixed.")
+    run_jobs()
+    assert postmark.sent[0]["TextBody"].startswith("Fixed.\n\nDemo\nRaxx support")
+
+
+def test_a_saved_reply_fills_its_placeholders(signed_in, db):
+    client, token, _ = signed_in()
+    number = open_ticket(client)  # from "Alice Example"
+    page = client.post("/tickets/saved-replies", data={"csrf_token": token, "name": "Refund policy",
+                                                       "body": "Hi {first_name}, about {ticket_number}: {unknown}."})
+    assert page.status_code == 302
+    clash = client.post("/tickets/saved-replies", data={"csrf_token": token, "name": "refund POLICY", "body": "x"})
+    assert clash.status_code == 409 and "already a saved reply" in clash.get_data(as_text=True)
+    filled = client.get(f"/tickets/{number}/saved-reply?name=refund%20policy")
+    assert filled.get_data(as_text=True) == f"Hi Alice, about {number}: {{unknown}}."
+    assert "Refund policy" in client.get(f"/tickets/{number}").get_data(as_text=True)  # in the reply box's picker
+
+
+def test_send_and_next_opens_the_next_ticket_of_the_view(signed_in, db):
+    client, token, _ = signed_in()
+    for i in range(3):
+        assert post_inbound(client, inbound_payload(sender=f"c{i}@example.com", subject=f"Q{i}")).status_code == 200
+    # Newest customer message first: TKT-0003, TKT-0002, TKT-0001.
+    response = client.post("/tickets/TKT-0002/reply", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "body": "Answer.", "next": "1", "view": "/tickets?status=&sort="})
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == "/tickets/TKT-0001"
+    last = client.post("/tickets/TKT-0001/reply", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "body": "Answer.", "next": "1", "view": "/tickets"})
+    assert last.status_code == 200  # the end of the view: the ticket again, with its reply

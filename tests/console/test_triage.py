@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from echo.db import utcnow
-from echo.tickets.models import Ticket
+from echo.tickets.models import Thread, Ticket
 from tests.mailbuilder import inbound_payload, post_inbound
 
 
@@ -122,3 +122,87 @@ def test_an_agent_starts_a_conversation_from_the_console(signed_in, db, run_jobs
     run_jobs()
     assert [(m["To"], m["Subject"]) for m in postmark.sent] == [("dana@example.com", "Your refund [TKT-0001]")]
     assert "Your refund" in client.get("/tickets/TKT-0001").get_data(as_text=True)
+
+
+def test_bulk_actions_from_the_list(signed_in, db):
+    client, token, _ = signed_in()
+    file_tickets(client, db)
+    response = client.post("/tickets/bulk", headers={"HX-Request": "true",
+                                                     "HX-Current-URL": "https://help.raxx.app/tickets"},
+                           data={"csrf_token": token, "action": "status:resolved",
+                                 "tickets": ["TKT-0001", "TKT-0002"]})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "2 tickets updated." in html
+    assert subjects(html) == []  # the list again, for the view the agent is in: nothing open is left
+    nothing = client.post("/tickets/bulk", headers={"HX-Request": "true"},
+                          data={"csrf_token": token, "action": "status:open", "tickets": ["TKT-0001", "TKT-0404"]})
+    assert nothing.status_code == 404 and "TKT-0404" in nothing.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(select(Ticket.status).where(Ticket.number == "TKT-0001")) == "resolved"
+
+
+def test_snoozed_tickets_have_their_own_view(signed_in, db):
+    client, token, _ = signed_in()
+    file_tickets(client, db)
+    response = client.post("/tickets/TKT-0002/snooze", data={"csrf_token": token, "until": "tomorrow"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "Snoozed until" in response.get_data(as_text=True)
+    assert subjects(client.get("/tickets").get_data(as_text=True)) == ["Export fails"]
+    snoozed = client.get("/tickets?snoozed=1").get_data(as_text=True)
+    assert subjects(snoozed) == ["Login link"] and tab_count_view(snoozed, "Snoozed") == 1
+    client.post("/tickets/TKT-0002/snooze", data={"csrf_token": token, "until": "wake"},
+                headers={"HX-Request": "true"})
+    assert "No snoozed tickets." in client.get("/tickets?snoozed=1").get_data(as_text=True)
+
+
+def tab_count_view(html: str, label: str) -> int:
+    found = re.search(rf">{label} <span class=\"muted\">(\d+)</span>", html)
+    assert found, f"no count on the {label} view"
+    return int(found.group(1))
+
+
+def test_the_ticket_page_shows_its_activity(signed_in, db):
+    client, token, _ = signed_in()
+    file_tickets(client, db)
+    client.post("/tickets/TKT-0001/status", data={"csrf_token": token, "status": "pending"},
+                headers={"HX-Request": "true"})
+    client.post("/tickets/TKT-0001/assign", data={"csrf_token": token, "assignee": "demo@echo.local"},
+                headers={"HX-Request": "true"})
+    client.post("/tickets/TKT-0001/tags", data={"csrf_token": token, "tags": "export, bug"},
+                headers={"HX-Request": "true"})
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    timeline = page[page.index("<h2>Activity</h2>"):]
+    assert "Demo Agent changed the status from open to pending" in timeline
+    assert "Demo Agent assigned it to Demo Agent" in timeline
+    assert "Demo Agent tags: added export, bug" in timeline
+
+
+def test_view_original_is_sandboxed(signed_in, db):
+    client, _, _ = signed_in()
+    html = ('<table><tr><td>Order</td><td>#1042</td></tr></table><p><a href="https://shop.example/o/1042">'
+            'your order</a><script>alert(1)</script><img src="https://tracker.example/p.gif"></p>')
+    assert post_inbound(client, inbound_payload(html=html)).status_code == 200
+    thread_id = db.session.scalar(select(Thread.id))
+    page = client.get("/tickets/TKT-0001").get_data(as_text=True)
+    assert f'src="/tickets/TKT-0001/threads/{thread_id}/original"' in page and 'sandbox="allow-popups' in page
+    original = client.get(f"/tickets/TKT-0001/threads/{thread_id}/original")
+    body = original.get_data(as_text=True)
+    csp = original.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "sandbox" in csp and "script-src" not in csp
+    assert "<td>#1042</td>" in body and 'href="https://shop.example/o/1042"' in body
+    assert "<script" not in body and " src=\"https://tracker.example" not in body  # remote image still held
+    assert client.get("/tickets/TKT-0001/threads/00000000-0000-0000-0000-000000000000/original").status_code == 404
+
+
+def test_quarantine_actions_from_the_ticket(signed_in, db):
+    client, token, _ = signed_in()
+    file_tickets(client, db)
+    marked = client.post("/tickets/TKT-0001/spam", data={"csrf_token": token, "block": "1"},
+                         headers={"HX-Request": "true"})
+    page = marked.get_data(as_text=True)
+    assert "Marked as spam; the sender is blocked." in page and "Unblock c0@example.com" in page
+    assert "Export fails" not in subjects(client.get("/tickets").get_data(as_text=True))
+    assert "Export fails" in subjects(client.get("/tickets?quarantined=1&status=all").get_data(as_text=True))
+    gone = client.post("/tickets/TKT-0001/delete", data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert gone.status_code == 204 and gone.headers["HX-Redirect"] == "/tickets?quarantined=1"
+    assert client.get("/tickets/TKT-0001").status_code == 404
