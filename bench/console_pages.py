@@ -208,10 +208,14 @@ def explain(engine, statement: str, params, mode: str) -> str:
                 cur.execute("PREPARE bench_explain AS " + text)
                 cur.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_explain ") + values)
                 plan = "\n".join(r[0] for r in cur.fetchall())
-                cur.execute("DEALLOCATE bench_explain")
         except Exception as exc:  # noqa: BLE001
             plan = f"(could not explain: {exc})"
         finally:
+            raw.rollback()
+            with raw.cursor() as cur:  # prepared statements outlive transactions
+                cur.execute("SELECT 1 FROM pg_prepared_statements WHERE name = 'bench_explain'")
+                if cur.fetchone():
+                    cur.execute("DEALLOCATE bench_explain")
             raw.rollback()
     return plan
 
@@ -979,9 +983,11 @@ class Child:
 CHILD = Child()
 
 
-def tree_env(src: Path) -> dict:
+def tree_env(src: Path, pgoptions: str = "") -> dict:
     """The environment a tree's processes run with (as worker_cpu.echo_env: Echo from `src`)."""
     env = dict(os.environ)
+    if pgoptions:
+        env["PGOPTIONS"] = pgoptions
     for var in ("WEB_CONCURRENCY", "PORT", "DATABASE_URL", "REDIS_URL"):
         env.pop(var, None)
     env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -1028,7 +1034,7 @@ def measure(label: str, src: Path, dsn: str, redis_url: str, plan: dict, args, t
     logfile = tmp / f"child-{label}-{round_no}.log"
     t0 = time.perf_counter()
     rc = CHILD.run([sys.executable, str(Path(__file__).resolve()), "--child", str(config_path)],
-                   tree_env(src), str(src), logfile, args.child_timeout)
+                   tree_env(src, args.pgoptions), str(src), logfile, args.child_timeout)
     if rc != 0:
         raise RuntimeError(f"the {label} tree ({src}) failed (exit {rc}); its log {logfile}:\n{tail(logfile)}")
     result = json.loads(Path(config["out"]).read_text())
@@ -1098,7 +1104,8 @@ def report(result: dict, args) -> bool:
     print(f"  statuses {seed['statuses']}; threads {seed['directions']}; chars stripped/body/html "
           f"{seed['text_chars']}; drafts: {seed['drafts_note']}")
     print(f"  views: {plan['totals']}; ticket pages rotate over {len(plan['tickets'])} tickets with 5-20 threads")
-    print(f"  {args.warmup} warm-up + {args.requests} timed requests per page and round, interleaved\n")
+    print(f"  {args.warmup} warm-up + {args.requests} timed requests per page and round, interleaved"
+          + (f"; PGOPTIONS={args.pgoptions!r}" if args.pgoptions else "") + "\n")
     head = f"  {'page':16s} {'p50':>7s} {'p95':>7s} {'max':>7s}"
     for i, r in enumerate(rounds, 1):
         print(f"Round {i} (order: {', '.join(r['order'])})")
@@ -1168,6 +1175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     parser.add_argument("--use-db", metavar="DSN",
                         help="time against this already seeded database (from --keep) instead; it is not dropped")
+    parser.add_argument("--pgoptions", default="",
+                        help="PGOPTIONS for both trees' processes, e.g. '-c plan_cache_mode=force_custom_plan' "
+                             "(an experiment: what a session setting would change)")
     parser.add_argument("--child-timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true", help="the report as JSON on stdout (logs on stderr)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -1248,7 +1258,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.keep and database.created:
                 log(f"kept {database.dsn}")
-            else:
+            elif database.created:
                 database.drop()
                 log(f"dropped {database.name}")
         except Exception as exc:  # noqa: BLE001
