@@ -115,11 +115,17 @@ def _signature(actor: Actor) -> str:
 
 
 def reply_all(ticket: Ticket) -> list[str]:
-    """Who else a reply goes to by default: whoever the latest customer message was to, besides support."""
-    copied = db.session.scalar(
-        select(Thread.cc).where(Thread.ticket_id == ticket.id, Thread.direction == "inbound",
-                                Thread.quarantined.is_(False)).order_by(Thread.created_at.desc()).limit(1))
-    return list(copied or [])
+    """Who else a reply goes to by default: whoever wrote the latest customer message (a colleague of the
+    customer who replied-all) and whoever it was to, besides support and the customer."""
+    latest = db.session.execute(
+        select(Thread.sender_email, Thread.cc).where(Thread.ticket_id == ticket.id, Thread.direction == "inbound",
+                                                     Thread.quarantined.is_(False))
+        .order_by(Thread.created_at.desc()).limit(1)).first()
+    if latest is None:
+        return []
+    owner = ticket.customer.email if ticket.customer else None
+    people = ([latest.sender_email] if latest.sender_email else []) + list(latest.cc or [])
+    return [address for address in dict.fromkeys(people) if address != owner]
 
 
 def recipients(raw: str | Sequence[str], field: str, skip: Set[str] = frozenset()) -> list[str]:

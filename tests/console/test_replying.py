@@ -11,6 +11,7 @@ from echo.agents.models import AgentSession
 from echo.db import utcnow
 from echo.mail import tasks
 from echo.mail.models import OutboxMessage
+from echo.outbound import service as outbound
 from echo.tickets.models import Draft, MessageId, Thread, Ticket
 from tests.factories import AgentFactory
 from tests.mailbuilder import inbound_payload, post_inbound
@@ -253,6 +254,7 @@ def test_a_cc_d_colleague_replies_onto_the_ticket_but_never_owns_it(client, db, 
     assert ticket.customer.email == "ada@example.com"  # the owner stays the owner: Carol's portal never shows it
     assert [t.sender_email for t in ticket.threads if t.direction == "inbound"] == ["ada@example.com",
                                                                                       "carol@example.org"]
+    assert outbound.reply_all(ticket) == ["carol@example.org"]  # the next answer goes to Carol too
 
 
 # --- Signatures, saved replies, send and next -------------------------------------------------------
