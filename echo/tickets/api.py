@@ -175,30 +175,29 @@ def undo_reply(number, thread_id):
     return jsonify(undone=True, body_text=text)
 
 
+def _on_ticket(number: str, work):
+    """One use case on one ticket, committed, answered with the ticket as it is now."""
+    ticket = service.get_ticket(number)
+    work(ticket)
+    db.session.commit()
+    return _ticket_response(ticket)
+
+
 @bp.post("/tickets/<number>/snooze")
 def snooze_ticket(number):
     body = parse(SnoozeIn, json_body())
-    ticket = service.get_ticket(number)
-    service.snooze(ticket, body.until, actor=g.actor)
-    db.session.commit()
-    return _ticket_response(ticket)
+    return _on_ticket(number, lambda t: service.snooze(t, body.until, actor=g.actor))
 
 
 @bp.post("/tickets/<number>/spam")
 def spam_ticket(number):
     body = parse(SpamIn, json_body())
-    ticket = service.get_ticket(number)
-    service.mark_spam(ticket, actor=g.actor, block=body.block)
-    db.session.commit()
-    return _ticket_response(ticket)
+    return _on_ticket(number, lambda t: service.mark_spam(t, actor=g.actor, block=body.block))
 
 
 @bp.post("/tickets/<number>/release")
 def release_ticket(number):
-    ticket = service.get_ticket(number)
-    service.release_from_quarantine(ticket, actor=g.actor)
-    db.session.commit()
-    return _ticket_response(ticket)
+    return _on_ticket(number, lambda t: service.release_from_quarantine(t, actor=g.actor))
 
 
 @bp.delete("/tickets/<number>")

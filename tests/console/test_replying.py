@@ -31,6 +31,14 @@ def open_ticket(client) -> str:
     return "TKT-0001"
 
 
+def answered_ticket(client, run_jobs, postmark) -> str:
+    """A ticket whose acknowledgement has gone out (and is forgotten by the fake Postmark)."""
+    number = open_ticket(client)
+    run_jobs()
+    postmark.sent.clear()
+    return number
+
+
 def reply(client, token, number, text, status="pending"):
     return client.post(f"/tickets/{number}/reply", data={"csrf_token": token, "body": text, "status": status},
                        headers={"HX-Request": "true"})
@@ -43,9 +51,7 @@ def replies_sent(postmark) -> list[str]:
 
 def test_a_held_reply_is_not_sent_until_its_window_ends(signed_in, db, run_jobs, call_task, postmark, held):
     client, token, _ = signed_in()
-    number = open_ticket(client)
-    run_jobs()
-    postmark.sent.clear()
+    number = answered_ticket(client, run_jobs, postmark)
     page = reply(client, token, number, "Fixed on our side.").get_data(as_text=True)
     assert "Reply sends in 5 seconds." in page and "Undo" in page
     run_jobs()
@@ -62,9 +68,7 @@ def test_a_held_reply_is_not_sent_until_its_window_ends(signed_in, db, run_jobs,
 def test_undo_takes_the_reply_back_and_puts_its_text_in_the_box(signed_in, db, run_jobs, call_task, postmark,
                                                                 held):
     client, token, _ = signed_in()
-    number = open_ticket(client)
-    run_jobs()
-    postmark.sent.clear()
+    number = answered_ticket(client, run_jobs, postmark)
     reply(client, token, number, "Oops, wrong customer.", status="resolved")
     db.session.expire_all()
     ticket = db.session.scalar(select(Ticket).where(Ticket.number == number))
@@ -93,9 +97,7 @@ def test_undo_takes_the_reply_back_and_puts_its_text_in_the_box(signed_in, db, r
 def test_undo_after_the_reply_left_is_refused_and_changes_nothing(signed_in, db, run_jobs, call_task, postmark,
                                                                   held):
     client, token, _ = signed_in()
-    number = open_ticket(client)
-    run_jobs()
-    postmark.sent.clear()
+    number = answered_ticket(client, run_jobs, postmark)
     reply(client, token, number, "On its way.")
     row = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "reply"))
     with time_machine.travel(row.next_attempt_at + timedelta(seconds=1), tick=False):
