@@ -207,7 +207,9 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
     merged_from = db.session.scalars(select(Ticket).where(Ticket.merged_into_id == ticket.id)
                                      .order_by(Ticket.seq)).all()
     blocked = bool(ticket.customer and db.session.get(BlockedSender, ticket.customer.email))
-    return {"ticket": ticket, "conversation": queries.conversation(ticket), "other_tickets": other,
+    conversation = queries.conversation(ticket)
+    seen = max((t.created_at for t, _ in conversation if t.direction != "internal"), default=ticket.created_at)
+    return {"ticket": ticket, "conversation": conversation, "other_tickets": other, "seen_until": seen.isoformat(),
             "drafting": [agent_name(d.agent_id) for d in drafts if d.agent_id != me.id],
             "merged_from": merged_from, "sender_blocked": blocked, "my_signature": bool(me.signature.strip()),
             "timeline": queries.timeline(ticket),
@@ -323,7 +325,15 @@ def reply(number):
     try:
         result = send_reply(ticket, actor=g.actor, body_text=form.get("body", ""), files=_uploaded_files(),
                             status=status if status in ("open", "pending", "resolved") else "pending",
-                            hold_seconds=hold, cc=form.get("cc", ""), bcc=form.get("bcc", ""), sign=True)
+                            hold_seconds=hold, cc=form.get("cc", ""), bcc=form.get("bcc", ""), sign=True,
+                            seen_until=_seen_until(form.get("seen", "")))
+    except outbound.ConversationChanged as exc:
+        # The traffic cop: the page again, with what arrived, the agent's words still in the box.
+        db.session.rollback()
+        ticket = service.get_ticket(ticket.number)
+        return render_template("tickets/_detail.html", **_ticket_context(
+            ticket, error=exc.message, conflict=True, reply_text=form.get("body", ""),
+            reply_cc=form.get("cc", ""), reply_bcc=form.get("bcc", ""))), 409
     except EchoError as exc:
         return _after_action(ticket, error=exc.message, status=exc.status if exc.status < 500 else 400)
     if following is not None:
@@ -332,6 +342,15 @@ def reply(number):
     if not hold:
         return _after_action(ticket, "Reply queued. It leaves in a moment.")
     return _after_action(ticket, f"Reply sends in {hold} seconds.", undo=result.thread.id)
+
+
+def _seen_until(raw: str) -> datetime | None:
+    """The reply form's mark of the latest message on the page when it was shown (none: no check)."""
+    try:
+        seen = datetime.fromisoformat(raw[:40]) if raw else None
+    except ValueError:
+        return None
+    return seen if seen is not None and seen.tzinfo is not None else None
 
 
 @bp.post("/<number>/replies/<uuid:thread_id>/undo")

@@ -49,8 +49,13 @@ class ReplyResult:
 def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, body_html: str | None = None,
                files: Sequence[attachments.IncomingFile] = (), status: str | None = "pending",
                hold_seconds: int = 0, cc: str | Sequence[str] | None = None, bcc: str | Sequence[str] = (),
-               sign: bool = False) -> ReplyResult:
+               sign: bool = False, seen_until: datetime | None = None) -> ReplyResult:
     """Write an outbound thread and its outbox entry in the caller's transaction; the worker sends it.
+
+    `seen_until` is the time of the latest message the agent had in view when they wrote: if a
+    customer message or a colleague's reply has come since, nothing is sent (`ConversationChanged`,
+    naming what came) — checked under the ticket's row lock, so of two agents who press send at the
+    same moment only the first gets through (the traffic cop).
 
     `cc` None answers everyone the latest customer message was to (`reply_all`); an agent's own
     list replaces it. `sign` adds the agent's signature under the text. A held reply leaves after
@@ -67,6 +72,8 @@ def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, bo
     text = (body_text or "").strip() or html_to_text(html)
     if not text.strip():
         raise InvalidPayload("A reply needs some text.", code="empty_body")
+    if seen_until is not None:
+        check_unseen(ticket, seen_until, actor=actor)
     if sign and (signature := _signature(actor)) and not text.endswith(signature):
         text = f"{text}\n\n{signature}"
         if html:
@@ -105,6 +112,34 @@ def send_reply(ticket: Ticket, *, actor: Actor, body_text: str | None = None, bo
 
 
 MAX_RECIPIENTS = 50
+
+
+class ConversationChanged(EchoError):
+    status = 409
+    code = "conversation_changed"
+
+
+def check_unseen(ticket: Ticket, seen_until: datetime, *, actor: Actor) -> None:
+    """Refuse a reply written before a newer customer message or another agent's reply (locks the ticket
+    until the caller's commit, so a concurrent sender waits here and then sees this one's reply)."""
+    db.session.execute(select(Ticket.id).where(Ticket.id == ticket.id).with_for_update())
+    newer = db.session.execute(
+        select(Thread.id, Thread.direction, Thread.sender_email, Thread.authored_by, Thread.created_at,
+               Thread.stripped_text)
+        .where(Thread.ticket_id == ticket.id, Thread.created_at > seen_until, Thread.quarantined.is_(False),
+               or_(Thread.direction == "inbound",
+                   (Thread.direction == "outbound") & (Thread.authored_by.is_distinct_from(actor.id))))
+        .order_by(Thread.created_at)).all()
+    if newer:
+        details = [{"thread_id": str(row.id), "kind": "customer" if row.direction == "inbound" else "reply",
+                    "from": row.sender_email if row.direction == "inbound" else str(row.authored_by),
+                    "created_at": row.created_at.isoformat(), "preview": " ".join(row.stripped_text.split())[:200]}
+                   for row in newer]
+        what = ("the customer wrote again" if all(d["kind"] == "customer" for d in details)
+                else "a colleague replied" if all(d["kind"] == "reply" for d in details)
+                else "the customer wrote again and a colleague replied")
+        raise ConversationChanged(f"Not sent: {what} after you started. Read it, then send anyway or edit.",
+                                  details=details)
 
 
 def _signature(actor: Actor) -> str:

@@ -133,7 +133,7 @@ def reply(number):
     body = parse(ReplyIn, json_body())
     ticket = service.get_ticket(number)
     result = send_reply(ticket, actor=g.actor, body_text=body.body_text, body_html=body.body_html,
-                        status=body.status, cc=body.cc, bcc=body.bcc)
+                        status=body.status, cc=body.cc, bcc=body.bcc, seen_until=body.seen_until)
     db.session.commit()
     return jsonify(thread_id=str(result.thread.id), outbox=outbox_json(result.outbox)), 201
 

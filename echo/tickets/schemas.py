@@ -26,6 +26,9 @@ class ReplyIn(_Strict):
     # Absent: reply-all (the customer and whoever else the latest customer message was to); [] for none.
     cc: Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=50)] | None = None
     bcc: Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=50)] = []
+    # The traffic cop: the time of the latest message the writer had seen; a newer customer message or
+    # colleague's reply makes the reply 409 `conversation_changed` (absent: no check).
+    seen_until: Moment | None = None
 
 
 class ConversationIn(_Strict):

@@ -1,6 +1,8 @@
 """Undo send: a reply from the console waits its undo window in the outbox and can be taken back until it
 leaves; a customer's replies leave in the order they were written, even when an earlier one is retried."""
 
+import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -298,3 +300,58 @@ def test_send_and_next_opens_the_next_ticket_of_the_view(signed_in, db):
     last = client.post("/tickets/TKT-0001/reply", headers={"HX-Request": "true"}, data={
         "csrf_token": token, "body": "Answer.", "next": "1", "view": "/tickets"})
     assert last.status_code == 200  # the end of the view: the ticket again, with its reply
+
+
+# --- Traffic cop --------------------------------------------------------------------------------
+
+SEEN = re.compile(r'name="seen" value="([^"]+)"')
+
+
+def test_a_reply_written_before_the_customer_wrote_again_is_held_back(signed_in, db, run_jobs, postmark):
+    client, token, _ = signed_in()
+    number = answered_ticket(client, run_jobs, postmark)
+    seen = SEEN.search(client.get(f"/tickets/{number}").get_data(as_text=True)).group(1)
+    first = db.session.scalar(select(Thread.rfc_message_id).where(Thread.direction == "inbound"))
+    again = inbound_payload(sender="ada@example.com", subject="Re: Export fails", in_reply_to=f"<{first}>",
+                            text="Never mind, it works now!")
+    assert post_inbound(client, again).status_code == 200
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Thread).where(Thread.direction == "inbound")) == 2
+
+    held_back = client.post(f"/tickets/{number}/reply", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "body": "Let me look into the export.", "seen": seen})
+    html = held_back.get_data(as_text=True)
+    assert held_back.status_code == 409 and "Not sent: the customer wrote again" in html
+    assert "Never mind, it works now!" in html  # what arrived is on the page
+    assert ">Let me look into the export.</textarea>" in html and "Send anyway" in html
+    assert db.session.scalar(select(func.count()).select_from(Thread).where(Thread.direction == "outbound")) == 0
+    seen_now = SEEN.search(html).group(1)
+    sent = client.post(f"/tickets/{number}/reply", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "body": "Glad it works!", "seen": seen_now})
+    assert sent.status_code == 200
+    run_jobs()
+    assert replies_sent(postmark) == ["Glad it works!"]
+
+
+def test_two_agents_pressing_send_at_once_send_one_answer(client, db, agent_token, run_jobs, postmark):
+    number = answered_ticket(client, run_jobs, postmark)
+    seen = db.session.scalar(select(func.max(Thread.created_at))).isoformat()
+    headers = [agent_token()[1], agent_token(email="ben@raxx.app")[1]]
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def send(index: int) -> None:
+        barrier.wait()
+        response = client.application.test_client().post(
+            f"/api/v1/agent/tickets/{number}/replies", headers=headers[index],
+            json={"body_text": f"Answer {index}.", "seen_until": seen})
+        results.append(response.status_code)
+
+    workers = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sorted(results) == [201, 409]
+    run_jobs()
+    assert len(replies_sent(postmark)) == 1
