@@ -101,13 +101,23 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue_name: str =
     db.session.info.setdefault(_PENDING, []).append((queue_name, func, args, options))
 
 
+def publish_after_commit(channel: str, message: str = "1") -> None:
+    """Publish on a Redis channel once the transaction commits (once per transaction and channel), in
+    the same round trip as its jobs. Best effort: a subscriber must not depend on every message (the
+    live event hub reads the log on a timer too)."""
+    pending = db.session.info.setdefault(_PENDING, [])
+    if not any(queue_name is None and func == channel for queue_name, func, _a, _o in pending):
+        pending.append((None, channel, (message,), {}))
+
+
 @event.listens_for(Session, "after_commit")
 def _send_pending_jobs(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
     def names() -> str:  # for the log lines only: not built on the hot path of every commit
-        return ", ".join(f"{getattr(func, '__name__', func)} on {queue_name}" for queue_name, func, _a, _o in pending)
+        return ", ".join(f"{getattr(func, '__name__', func)} on {queue_name or 'pub/sub'}"
+                         for queue_name, func, _a, _o in pending)
 
     if redis_unavailable():
         log.warning("Redis unavailable: %s left to the sweeper", names())
@@ -116,7 +126,10 @@ def _send_pending_jobs(session: Session) -> None:
     try:
         with redis_connection().pipeline() as pipe:
             for queue_name, func, args, options in pending:
-                queue(queue_name).enqueue(func, *args, pipeline=pipe, **options)
+                if queue_name is None:  # a publish (`publish_after_commit`)
+                    pipe.publish(func, *args)
+                else:
+                    queue(queue_name).enqueue(func, *args, pipeline=pipe, **options)
             pipe.execute()
     except RedisError as exc:  # the rows are committed; the sweeper enqueues them once Redis is back
         note_redis_failure(exc)

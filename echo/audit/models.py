@@ -3,17 +3,34 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Identity, Index, String, Uuid
+from sqlalchemy import BigInteger, Boolean, Identity, Index, String, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from echo.db import created_at
 from echo.extensions import Model
 
 
+class XID8(UserDefinedType):
+    """PostgreSQL's 64-bit transaction id (`pg_current_xact_id()`)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "xid8"
+
+
 class AuditLog(Model):
+    """Every change, in the transaction that made it. Its ticket rows are also the live event stream
+    (`echo.live`): read in (xid, id) order below the oldest running transaction, so a reader never
+    passes over a row whose transaction has not committed yet."""
+
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_target", "target_type", "target_id"),
+        Index("ix_audit_log_stream", "xid", "id", postgresql_where=text("target_type = 'ticket' AND xid IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     actor: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -22,6 +39,8 @@ class AuditLog(Model):
     target_id: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
     created_at: Mapped[datetime] = created_at()
+    # The writing transaction (rows from before the event stream have none).
+    xid = mapped_column(XID8, server_default=text("pg_current_xact_id()"))
 
 
 class SupportAuditLog(Model):

@@ -286,6 +286,14 @@ def _uploaded_files() -> list[attachments.IncomingFile]:
     return files
 
 
+@bp.get("/events")
+def events():
+    """The console's live stream: ticket changes and who is viewing or replying."""
+    from echo.live.views import agent_stream
+
+    return agent_stream()
+
+
 @bp.get("/new")
 def new_conversation():
     return render_template("console/new_conversation.html", form={}, error=None)

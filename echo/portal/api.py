@@ -135,6 +135,21 @@ def session_info():
                    linked=identity.customer_id is not None)
 
 
+@bp.get("/events")
+@overall
+@audited("events.stream")
+def events():
+    """The customer's own tickets as Server-Sent Events: support replied, the status changed (never a
+    note, never an operator field). Resume with Last-Event-ID or ?since=. Read it with fetch and the
+    Authorization header (EventSource cannot send one)."""
+    from echo.live.views import customer_stream, empty_stream
+
+    identity = _identity()
+    if identity.customer_id is None:
+        return empty_stream()
+    return customer_stream(identity.customer_id)
+
+
 @bp.get("/tickets")
 @overall
 @audited("ticket.list")

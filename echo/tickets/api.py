@@ -157,6 +157,14 @@ def merge_ticket(number):
     return _ticket_response(survivor)
 
 
+@bp.get("/events")
+def events():
+    """Every ticket change as Server-Sent Events (resume with Last-Event-ID or ?since=)."""
+    from echo.live.views import agent_stream
+
+    return agent_stream()
+
+
 @bp.post("/tickets/<number>/unmerge")
 def unmerge_ticket(number):
     """Undo a merge: the ticket named (the one that was merged away) gets its threads back."""

@@ -200,6 +200,7 @@ def record_customer_message(
         customer_replied=human_reply and not workflow,
         awaited_ids=[i for i in message.awaited_ids if i != rfc_id],
     )
+    audit.ticket_changed()  # its audit row was written by that statement
     if workflow:
         _customer_replied(db.session.get_one(Ticket, ticket.id), customer.id, message.id)
     return Recorded(message.id, created_at, held, acknowledge)
