@@ -3,7 +3,10 @@
 
     python bench/console_pages.py                                  # full size, 3 alternating rounds
     python bench/console_pages.py --tickets 20000 --threads 100000 # a quick run
-    python bench/console_pages.py --echo-src /tmp/echo-new --base-src /tmp/echo-old --json
+    python bench/console_pages.py --echo-src /tmp/echo-new --base-src /tmp/echo-old --json > run.json
+    python bench/console_pages.py --render run.json                # that run's report again
+    python bench/console_pages.py --explain                        # plus EXPLAIN ANALYZE (custom and generic plans)
+    python bench/console_pages.py --keep --rounds 0                # seed only; then --use-db DSN to time it
 
 One run (see README.md, "console_pages.py"):
 
@@ -240,26 +243,39 @@ def sql_breakdown(app, db, get, cfg) -> dict:
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
-    out = {}
+    out: dict = {}
     try:
-        for page in PAGES:
-            per_request, slowest = [], {}
-            for _ in range(cfg["breakdown"]):
+        # Interleaved in a shuffled order, as the timed requests were: which statements psycopg keeps
+        # prepared (and so may plan generically) depends on the mix of pages.
+        import random
+
+        rng = random.Random(cfg["seed"] + 1)
+        order = list(PAGES)
+        per_request: dict[str, list] = {page: [] for page in PAGES}
+        slowest: dict[str, dict] = {page: {} for page in PAGES}
+        texts: set[str] = set()
+        for _ in range(cfg["breakdown"]):
+            rng.shuffle(order)
+            for page in order:
                 current.append([])
                 total = get(page)
                 statements = current.pop()
-                per_request.append((total, len(statements), sum(ms for _s, _p, ms in statements)))
+                per_request[page].append((total, len(statements), sum(ms for _s, _p, ms in statements)))
                 for statement, params, ms in statements:
+                    texts.add(statement)
                     key = " ".join(statement.split())[:160]
-                    best = slowest.get(key)
+                    best = slowest[page].get(key)
                     if best is None or ms > best[2]:
-                        slowest[key] = (statement, params, ms)
-            top = sorted(slowest.values(), key=lambda item: -item[2])[:4]
+                        slowest[page][key] = (statement, params, ms)
+        out["distinct_statements"] = len(texts)
+        for page in PAGES:
+            rows = per_request[page]
+            top = sorted(slowest[page].values(), key=lambda item: -item[2])[:4]
             out[page] = {
-                "requests": len(per_request),
-                "ms_p50": round(statistics.median(t for t, _n, _s in per_request), 2),
-                "statements_p50": statistics.median(n for _t, n, _s in per_request),
-                "sql_ms_p50": round(statistics.median(s for _t, _n, s in per_request), 2),
+                "requests": len(rows),
+                "ms_p50": round(statistics.median(t for t, _n, _s in rows), 2),
+                "statements_p50": statistics.median(n for _t, n, _s in rows),
+                "sql_ms_p50": round(statistics.median(s for _t, _n, s in rows), 2),
                 "slowest": [{"ms": round(ms, 2), "sql": " ".join(s.split())[:600]} for s, _p, ms in top],
             }
             if cfg["explain"]:
@@ -1098,9 +1114,12 @@ def report(result: dict, args) -> bool:
           f"{seed['rows'].get('customers', 0):,} customers, {seed['drafts']:,} drafts; {os.cpu_count()} CPUs")
     print(f"  baseline:  {result['trees']['baseline']['src']} ({result['trees']['baseline']['rev']})")
     print(f"  candidate: {result['trees']['candidate']['src']} ({result['trees']['candidate']['rev']})")
-    print(f"  seed {seed['seed_s']:.0f} s (migrate {result['migrate_s']:.0f}, plan {seed['plan_s']}, threads "
-          f"{seed['threads_s']}, tickets {seed['tickets_s']}, outbox etc. {seed['outbox_extras_s']}, indexes "
-          f"{seed['indexes_s']}, VACUUM ANALYZE {seed['vacuum_analyze_s']}); {seed['database_mb']:,} MB")
+    if args.use_db:
+        print(f"  database reused (--use-db), {seed['database_mb']:,} MB")
+    else:
+        print(f"  seed {seed['seed_s']:.0f} s (migrate {result['migrate_s']:.0f}, plan {seed['plan_s']}, threads "
+              f"{seed['threads_s']}, tickets {seed['tickets_s']}, outbox etc. {seed['outbox_extras_s']}, indexes "
+              f"{seed['indexes_s']}, VACUUM ANALYZE {seed['vacuum_analyze_s']}); {seed['database_mb']:,} MB")
     print(f"  statuses {seed['statuses']}; threads {seed['directions']}; chars stripped/body/html "
           f"{seed['text_chars']}; drafts: {seed['drafts_note']}")
     print(f"  views: {plan['totals']}; ticket pages rotate over {len(plan['tickets'])} tickets with 5-20 threads")
@@ -1134,9 +1153,11 @@ def report(result: dict, args) -> bool:
         breakdown = rounds[-1][tree].get("breakdown") or {}
         if not breakdown:
             continue
-        print(f"\nWhere the {tree}'s time goes (last round, {args.breakdown} more requests per page, every SQL "
-              "statement timed at the cursor; median per request, slowest statements)")
-        for page, b in breakdown.items():
+        print(f"\nWhere the {tree}'s time goes (last round, {args.breakdown} more requests per page, interleaved, "
+              f"every SQL statement timed at the cursor; {breakdown['distinct_statements']} distinct statements; "
+              "median per request, slowest statements)")
+        for page in PAGES:
+            b = breakdown[page]
             print(f"  {page:16s} {b['ms_p50']:6.1f} ms per request, {b['statements_p50']:g} statements, "
                   f"{b['sql_ms_p50']:.1f} ms in SQL")
             for s in b["slowest"][:3]:
@@ -1159,6 +1180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo-src", type=Path, default=ROOT, help="the candidate tree (default: this repo)")
     parser.add_argument("--base-src", type=Path, help=f"the baseline tree (default: git archive {BASE_REV})")
     parser.add_argument("--base-rev", default=BASE_REV, help="what to export when --base-src is not given")
+    parser.add_argument("--echo-rev", help="what to call the candidate in the report (default: its git HEAD)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tickets", type=int, default=200_000)
     parser.add_argument("--threads", type=int, default=1_000_000)
@@ -1180,10 +1202,14 @@ def main(argv: list[str] | None = None) -> int:
                              "(an experiment: what a session setting would change)")
     parser.add_argument("--child-timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true", help="the report as JSON on stdout (logs on stderr)")
+    parser.add_argument("--render", metavar="FILE", help="print the report of a run saved with --json again")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args.child)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        return 0 if report(saved, argparse.Namespace(**{**saved["settings"], "json": False})) else 1
     if args.threads < args.tickets:
         parser.error("--threads must be at least --tickets (every ticket has a message)")
 
@@ -1208,7 +1234,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = args.base_src.resolve() if args.base_src else export_base(args.base_rev, tmp)
         trees = {"baseline": {"src": str(base), "rev": git_rev(base) if args.base_src else args.base_rev},
-                 "candidate": {"src": str(candidate), "rev": git_rev(candidate)}}
+                 "candidate": {"src": str(candidate), "rev": args.echo_rev or git_rev(candidate)}}
         for tree in trees.values():
             if not (Path(tree["src"]) / "echo" / "__init__.py").exists():
                 raise SystemExit(f"{tree['src']} is not an Echo tree (no echo/__init__.py)")

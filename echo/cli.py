@@ -30,6 +30,9 @@ SERVE_RECORD = "serve.json"  # in the instance folder while `serve` runs: where 
 # Method, path (no query string: it may hold one-time tokens), status, size, seconds. No client IP.
 ACCESS_LOG_FORMAT = '%(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 PRIVATE_LOGGER = "echo.gunicorn_logging.PrivateLogger"  # the error log: networks, not client addresses
+# As in the Procfile: gevent workers hold the console's idle live-event streams for a greenlet each
+# (psycopg 3 and redis-py cooperate with gevent), instead of a process or thread each.
+WEB_WORKER_CLASS = ("--worker-class", "gevent", "--worker-connections", "1000")
 
 
 def _create_app() -> Flask:
@@ -106,8 +109,8 @@ def serve(host: str, port: int, web_workers: int, start_timeout: int) -> None:
     try:
         processes["web server (gunicorn)"] = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "echo.wsgi:app", "--bind", _bind_address(host, port),
-             "--workers", str(web_workers), "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT,
-             "--logger-class", PRIVATE_LOGGER],
+             "--workers", str(web_workers), *WEB_WORKER_CLASS, "--access-logfile", "-",
+             "--access-logformat", ACCESS_LOG_FORMAT, "--logger-class", PRIVATE_LOGGER],
             env=env,
         )
         processes["worker"] = subprocess.Popen([sys.executable, "-m", "echo.cli", "worker"], env=env)

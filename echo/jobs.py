@@ -125,7 +125,8 @@ def _send_pending_jobs(session: Session) -> None:
     # Every job of the transaction in one pipeline: one Redis round trip, whatever the count.
     try:
         with redis_connection().pipeline() as pipe:
-            for queue_name, func, args, options in pending:
+            # Publishes last: rq's enqueue may WATCH keys, which must come before any other command.
+            for queue_name, func, args, options in sorted(pending, key=lambda item: item[0] is None):
                 if queue_name is None:  # a publish (`publish_after_commit`)
                     pipe.publish(func, *args)
                 else:
@@ -133,7 +134,7 @@ def _send_pending_jobs(session: Session) -> None:
             pipe.execute()
     except RedisError as exc:  # the rows are committed; the sweeper enqueues them once Redis is back
         note_redis_failure(exc)
-        log.error("could not enqueue %s (%s); left to the sweeper", names(), type(exc).__name__)
+        log.error("could not enqueue %s (%s: %s); left to the sweeper", names(), type(exc).__name__, exc)
     except Exception:
         log.exception("could not enqueue %s", names())
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
+from echo.actors import Actor
 from echo.agents.models import Agent
 from echo.agents.service import zone_named
 from echo.attachments import service as attachments
@@ -627,6 +628,19 @@ def message_html(body_html: str) -> Markup:
 @bp.app_template_filter("thread_kind")
 def thread_kind(thread: Thread) -> str:
     return {"inbound": "customer", "outbound": "reply", "internal": "note"}[thread.direction]
+
+
+@bp.app_template_global("viewer")
+def viewer():
+    """The signed-in agent a page is for (also on pages no console view rendered: a 404, a 405), or None."""
+    actor = g.get("actor")
+    if actor is not None:
+        return actor
+    try:
+        agent = current_agent()
+    except Exception:  # the database away while drawing an error page: draw it without the header
+        return None
+    return Actor.agent(agent) if agent is not None else None
 
 
 @bp.app_template_global("agent_name")

@@ -150,16 +150,19 @@ def _signature(actor: Actor) -> str:
 
 
 def reply_all(ticket: Ticket) -> list[str]:
-    """Who else a reply goes to by default: whoever wrote the latest customer message (a colleague of the
-    customer who replied-all) and whoever it was to, besides support and the customer."""
+    """Who else a reply goes to by default, from the latest message either way: after a customer's, whoever
+    wrote it (a colleague who replied-all) and whoever it was to; after an agent's, the Cc it went with.
+    Never support, never the customer (the reply's To)."""
     latest = db.session.execute(
-        select(Thread.sender_email, Thread.cc).where(Thread.ticket_id == ticket.id, Thread.direction == "inbound",
-                                                     Thread.quarantined.is_(False))
+        select(Thread.direction, Thread.sender_email, Thread.cc)
+        .where(Thread.ticket_id == ticket.id, Thread.direction.in_(("inbound", "outbound")),
+               Thread.quarantined.is_(False))
         .order_by(Thread.created_at.desc()).limit(1)).first()
     if latest is None:
         return []
     owner = ticket.customer.email if ticket.customer else None
-    people = ([latest.sender_email] if latest.sender_email else []) + list(latest.cc or [])
+    sender = [latest.sender_email] if latest.direction == "inbound" and latest.sender_email else []
+    people = sender + list(latest.cc or [])
     return [address for address in dict.fromkeys(people) if address != owner]
 
 

@@ -177,11 +177,14 @@
       const status = document.getElementById("draft-status");
       try {
         const response = await fetch(form.dataset.draftUrl, {
-          method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+          method: "POST", credentials: "same-origin", redirect: "manual",
+          // As HTMX sends them: a lapsed session answers 401 (not a redirect to the sign-in page).
+          headers: { "X-CSRFToken": csrf(), "HX-Request": "true", "HX-Current-URL": location.href },
           body: new URLSearchParams(fields),
         });
-        if (response.ok) { if (status) status.textContent = await response.text(); }
-        else if (response.status === 401) {
+        if (response.ok && response.type !== "opaqueredirect") {
+          if (status) status.textContent = (await response.text()).slice(0, 80);
+        } else if (response.status === 401 || response.type === "opaqueredirect") {
           if (status) status.textContent = "Signed out: your draft is kept in this browser. Sign in again to send it.";
         } else if (status) status.textContent = "The draft could not be saved on the server.";
       } catch { if (status) status.textContent = "Offline: the draft is kept in this browser."; }

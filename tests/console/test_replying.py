@@ -341,17 +341,20 @@ def test_two_agents_pressing_send_at_once_send_one_answer(client, db, agent_toke
     results: list[int] = []
 
     def send(index: int) -> None:
-        barrier.wait()
-        response = client.application.test_client().post(
-            f"/api/v1/agent/tickets/{number}/replies", headers=headers[index],
-            json={"body_text": f"Answer {index}.", "seen_until": seen})
-        results.append(response.status_code)
+        barrier.wait(timeout=10)
+        try:
+            response = client.application.test_client().post(
+                f"/api/v1/agent/tickets/{number}/replies", headers=headers[index],
+                json={"body_text": f"Answer {index}.", "seen_until": seen})
+            results.append((response.status_code, response.get_json()))
+        except Exception as exc:  # shown by the assertion below
+            results.append((0, repr(exc)))
 
     workers = [threading.Thread(target=send, args=(i,)) for i in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=30)
-    assert sorted(results) == [201, 409]
+    assert sorted(status for status, _ in results) == [201, 409], results
     run_jobs()
     assert len(replies_sent(postmark)) == 1
