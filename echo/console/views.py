@@ -185,6 +185,8 @@ def _load(number: str) -> Ticket:
 
 
 def _ticket_context(ticket: Ticket, **extra) -> dict:
+    from echo.live import presence as live_presence
+
     other: Sequence[Ticket] = []
     if ticket.customer_id:
         other = db.session.scalars(
@@ -213,7 +215,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
     return {"ticket": ticket, "conversation": conversation, "other_tickets": other, "seen_until": seen.isoformat(),
             "drafting": [agent_name(d.agent_id) for d in drafts if d.agent_id != me.id],
             "merged_from": merged_from, "sender_blocked": blocked, "my_signature": bool(me.signature.strip()),
-            "timeline": queries.timeline(ticket),
+            "timeline": queries.timeline(ticket), "present": live_presence.here(ticket.id, besides=me.id),
             "saved_replies": outbound.saved_reply_names(),
             "agents": agents, "categories": service.CATEGORIES, "statuses": STATUSES,
             "failed_notices": notices, "inline_image": attachments.is_inline_image, "now": utcnow(), **extra}
@@ -371,6 +373,18 @@ def undo(number, thread_id):
     except EchoError as exc:
         return _after_action(ticket, error=exc.message, status=exc.status if exc.status < 500 else 400)
     return _after_action(ticket, "Reply taken back; it was not sent.", reply_text=text)
+
+
+@bp.post("/<number>/presence")
+def presence(number):
+    """The page's heartbeat: this agent is viewing, replying, or has left (nothing is stored in the database)."""
+    from echo.live import presence as live_presence
+
+    ticket = _load(number)
+    me = signed_in_agent()
+    live_presence.beat(ticket.id, ticket.number, me.id, me.display_name, request.form.get("state", "viewing"))
+    db.session.commit()
+    return "", 204
 
 
 @bp.post("/<number>/draft")

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from flask import current_app
 from markupsafe import escape
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from echo.actors import Actor
@@ -339,10 +339,12 @@ def save_draft(ticket: Ticket, *, actor: Actor, body_text: str, cc: str = "", bc
         return None
     statement = insert(Draft).values(agent_id=actor.id, ticket_id=ticket.id, body_text=body_text, cc=cc, bcc=bcc,
                                      updated_at=utcnow())
-    db.session.execute(statement.on_conflict_do_update(
+    started = db.session.execute(statement.on_conflict_do_update(
         index_elements=[Draft.agent_id, Draft.ticket_id],
         set_={"body_text": statement.excluded.body_text, "cc": statement.excluded.cc, "bcc": statement.excluded.bcc,
-              "updated_at": statement.excluded.updated_at}))
+              "updated_at": statement.excluded.updated_at}).returning(literal_column("xmax = 0"))).scalar_one()
+    if started:  # a new draft (not each keystroke's save): colleagues see "Ana has a draft" live
+        audit.record(actor, "tickets.draft_started", "ticket", ticket.id)
     return db.session.get(Draft, (actor.id, ticket.id), populate_existing=True)
 
 

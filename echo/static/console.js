@@ -253,4 +253,100 @@
     const box = document.getElementById(link.dataset.focus);
     if (box) { event.preventDefault(); box.scrollIntoView({ block: "center" }); box.focus(); }
   });
+
+  // --- Live: new mail and colleagues' changes without a reload; who else is on a ticket. --------------
+  const list = document.getElementById("ticket-list");
+  const presenceBox = () => document.getElementById("presence");
+  const here = new Map();  // ticket number -> Map(agent id -> {name, state, at})
+  function seedPresence() {  // who the server said was here when it drew the page
+    const box = presenceBox();
+    if (!box || !box.dataset.present) return;
+    let seen; try { seen = JSON.parse(box.dataset.present); } catch { return; }
+    if (!here.has(box.dataset.ticket)) here.set(box.dataset.ticket, new Map());
+    const people = here.get(box.dataset.ticket);
+    for (const s of seen) {
+      const at = Date.now() - Math.max(0, Date.now() / 1000 - s.at) * 1000;
+      if (!people.has(s.agent_id)) people.set(s.agent_id, { id: s.agent_id, name: s.name, state: s.state, at });
+    }
+    delete box.dataset.present;
+  }
+  function showPresence() {
+    seedPresence();
+    const box = presenceBox();
+    const now = Date.now();
+    for (const people of here.values()) {
+      for (const [id, seen] of people) if (now - seen.at > 45000 || seen.state === "left") people.delete(id);
+    }
+    if (box) {
+      const people = [...(here.get(box.dataset.ticket) || new Map()).values()].filter((s) => s.id !== box.dataset.me);
+      box.textContent = people.map((s) => `${s.name} is ${s.state}`).join(", ") + (people.length ? "." : "");
+    }
+    for (const row of document.querySelectorAll(".list .row[data-number]")) {
+      const people = [...(here.get(row.dataset.number) || new Map()).values()];
+      let mark = row.querySelector(".presence-mark");
+      if (!people.length) { mark?.remove(); continue; }
+      if (!mark) { mark = Object.assign(document.createElement("span"), { className: "presence-mark" }); row.append(mark); }
+      mark.textContent = people.map((s) => `${s.name} is ${s.state}`).join(", ");
+    }
+  }
+  function refreshList() {
+    const picked = new Set([...document.querySelectorAll(".list .pick:checked")].map((p) => p.value));
+    htmx.ajax("GET", location.pathname + location.search, { target: "#ticket-list", swap: "innerHTML" }).then(() => {
+      for (const pick of document.querySelectorAll(".list .pick")) pick.checked = picked.has(pick.value);
+      updateSelection(); showPresence();
+    });
+  }
+  function refreshTicket() {
+    const box = presenceBox();
+    if (!box) return;
+    htmx.ajax("GET", location.pathname, { target: "#ticket-detail", select: "#ticket-detail", swap: "outerHTML" })
+      .then(() => { restoreDraft(); showPresence(); });
+  }
+  let listTimer = null;
+  function onEvent(event) {
+    const box = presenceBox();
+    if (list) { clearTimeout(listTimer); listTimer = setTimeout(refreshList, 300); }
+    if (box && event.ticket === box.dataset.ticket && event.actor !== `agent:${box.dataset.me}`) {
+      const typing = document.activeElement?.tagName === "TEXTAREA" && document.activeElement.value.trim();
+      if (typing) document.getElementById("live-news")?.removeAttribute("hidden");
+      else refreshTicket();
+    }
+  }
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest("[data-live-refresh]")) return;
+    refreshTicket();
+  });
+  if ((list || presenceBox()) && window.EventSource) {
+    const source = new EventSource("/tickets/events");  // the browser resumes with Last-Event-ID by itself
+    source.onmessage = (message) => { try { onEvent(JSON.parse(message.data)); } catch { /* not ours */ } };
+    source.addEventListener("presence", (message) => {
+      let seen; try { seen = JSON.parse(message.data); } catch { return; }
+      if (!here.has(seen.ticket)) here.set(seen.ticket, new Map());
+      here.get(seen.ticket).set(seen.agent_id, { id: seen.agent_id, name: seen.name, state: seen.state, at: Date.now() });
+      showPresence();
+    });
+    window.addEventListener("pagehide", () => source.close());
+  }
+  // This agent's own heartbeat on a ticket: viewing, or replying while the reply box has text.
+  function beat(state) {
+    const box = presenceBox();
+    if (!box) return;
+    const body = new URLSearchParams({ state });
+    if (state === "left") { navigator.sendBeacon?.(`${location.pathname}/presence`, new Blob([body + `&csrf_token=${encodeURIComponent(csrf())}`], { type: "application/x-www-form-urlencoded" })); return; }
+    fetch(`${location.pathname}/presence`, { method: "POST", credentials: "same-origin", redirect: "manual",
+      headers: { "X-CSRFToken": csrf(), "HX-Request": "true" }, body }).catch(() => {});
+  }
+  const replying = () => (document.getElementById("reply-body")?.value || "").trim() ? "replying" : "viewing";
+  if (presenceBox()) {
+    beat(replying());
+    setInterval(() => beat(replying()), 20000);
+    setInterval(showPresence, 15000);
+    let last = "viewing";
+    document.addEventListener("input", (event) => {
+      if (event.target.id !== "reply-body") return;
+      const now = replying();
+      if (now !== last) { last = now; beat(now); }
+    });
+    window.addEventListener("pagehide", () => beat("left"));
+  }
 })();

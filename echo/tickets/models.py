@@ -63,7 +63,7 @@ class Ticket(Model):
               text("seq DESC"), postgresql_where=text(LIVE)),
         # "All open" (open and pending together) in that order: the first page reads 25 rows, not thousands.
         Index("ix_tickets_active_activity", text("coalesce(last_customer_reply_at, created_at) DESC"),
-              text("seq DESC"), postgresql_where=text(f"{LIVE} AND status IN ('open', 'pending')")),
+              text("seq DESC"), postgresql_where=text(f"{LIVE} AND (status = 'open' OR status = 'pending')")),
         # An agent's own views and their counts ("Mine").
         Index("ix_tickets_assignee_status", "assigned_to", "status", postgresql_where=text(LIVE)),
         Index("ix_tickets_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL")),

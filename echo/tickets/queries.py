@@ -52,7 +52,7 @@ class TicketPage:
 # Spelled as the partial indexes spell them (literals, not parameters), so that a prepared statement's
 # generic plan can use those indexes as well as a custom plan can.
 _LIVE = text(LIVE)
-_ACTIVE = text("tickets.status IN ('open', 'pending')")
+_ACTIVE = text("(tickets.status = 'open' OR tickets.status = 'pending')")
 
 
 def filtered(filters: TicketFilters) -> Select:

@@ -29,7 +29,7 @@ def upgrade() -> None:
     op.drop_index('ix_tickets_customer_activity', table_name='tickets')
     _status_indexes(LIVE)
     op.create_index('ix_tickets_active_activity', 'tickets', [sa.text(ACTIVITY), sa.text('seq DESC')], unique=False,
-                    postgresql_where=sa.text(f"{LIVE} AND status IN ('open', 'pending')"))
+                    postgresql_where=sa.text(f"{LIVE} AND (status = 'open' OR status = 'pending')"))
     op.create_index('ix_tickets_assignee_status', 'tickets', ['assigned_to', 'status'], unique=False,
                     postgresql_where=sa.text(LIVE))
     op.create_index('ix_tickets_merged_into', 'tickets', ['merged_into_id'], unique=False,
