@@ -28,12 +28,14 @@ class Every:
 def schedule() -> list[Every]:
     from echo.attachments.tasks import sweep_orphans
     from echo.mail.tasks import sweep_outbox
+    from echo.notifications.tasks import notify
     from echo.privacy.tasks import retention
     from echo.tickets.tasks import auto_close, wake_snoozed
 
     return [
         # Retries, and replies whose undo window ended, leave within seconds of their time.
         Every(2, sweep_outbox, "sweep"),
+        Every(3, notify, "default"),  # new tickets, replies, assignments and @mentions, within seconds
         Every(60, wake_snoozed, "default"),  # a snoozed ticket is back within a minute of its time
         Every(3600, auto_close, "maintenance"),
         Every(24 * 3600, retention, "maintenance"),

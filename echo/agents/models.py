@@ -27,6 +27,10 @@ class Agent(Model):
     # Added under each reply the agent writes in the console (plain text).
     signature: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Which new tickets (and replies on unassigned ones) this agent hears of: all, unassigned, none;
+    # and whether notifications also come by email (assignments and @mentions always notify).
+    notify_new: Mapped[str] = mapped_column(String(16), nullable=False, default="all", server_default="all")
+    notify_email: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=text("true"))
 
 
 class AgentToken(Model):

@@ -129,8 +129,18 @@ def time_zones() -> tuple[str, ...]:
 
 
 def update_profile(agent: Agent, *, actor: Actor, display_name: str | None = None, time_zone: str | None = None,
-                   signature: str | None = None) -> Agent:
-    """An agent's own settings: their name, time zone and reply signature."""
+                   signature: str | None = None, notify_new: str | None = None,
+                   notify_email: bool | None = None) -> Agent:
+    """An agent's own settings: their name, time zone, reply signature and notifications."""
+    from echo.notifications.models import NEW_TICKET_CHOICES
+
+    if notify_new is not None:
+        if notify_new not in NEW_TICKET_CHOICES:
+            raise InvalidPayload(f"New-ticket notifications are one of {', '.join(NEW_TICKET_CHOICES)}.",
+                                 code="invalid_notify")
+        agent.notify_new = notify_new
+    if notify_email is not None:
+        agent.notify_email = notify_email
     if display_name is not None:
         name = " ".join(display_name.split())[:200]
         if not name:

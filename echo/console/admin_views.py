@@ -37,13 +37,52 @@ def save_settings():
     form = request.form
     try:
         agents.update_profile(agent, actor=g.actor, display_name=form.get("display_name"),
-                              time_zone=form.get("time_zone"), signature=form.get("signature", ""))
+                              time_zone=form.get("time_zone"), signature=form.get("signature", ""),
+                              notify_new=form.get("notify_new"), notify_email=form.get("notify_email") == "1")
     except EchoError as exc:
         db.session.rollback()
         return render_template("console/settings.html", agent=signed_in_agent(), zones=agents.time_zones(),
                                error=exc.message, flash=None), exc.status
     db.session.commit()
     return redirect(url_for("console_admin.settings", saved=1))
+
+
+# --- Notifications ------------------------------------------------------------------------------
+
+@bp.get("/notifications")
+def notifications():
+    from echo.notifications import service as notes
+
+    me = signed_in_agent()
+    response = render_template("console/notifications.html", items=notes.latest(me.id))
+    db.session.commit()
+    return response
+
+
+@bp.get("/notifications/count")
+def notification_count():
+    from echo.notifications import service as notes
+
+    count = notes.unread_count(signed_in_agent().id)
+    db.session.commit()
+    return {"unread": count}
+
+
+@bp.post("/notifications/read")
+def read_notifications():
+    """Mark one (`id`) or all of the agent's notifications read; `next` opens the ticket it was about."""
+    from echo.notifications import service as notes
+
+    raw = request.form.get("id") or ""
+    try:
+        one = uuid.UUID(raw) if raw else None
+    except ValueError:
+        abort(404)
+    notes.mark_read(signed_in_agent().id, one)
+    db.session.commit()
+    target = request.form.get("next") or ""
+    return redirect(target if target.startswith("/tickets/") and "//" not in target
+                    else url_for("console_admin.notifications"))
 
 
 # --- Saved replies (team-wide) -------------------------------------------------------------------

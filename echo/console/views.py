@@ -31,6 +31,7 @@ from echo.errors import EchoError, InvalidPayload, page_error
 from echo.extensions import csrf, db
 from echo.inbound import sanitize
 from echo.mail.models import OutboxMessage
+from echo.notifications import service as notifications
 from echo.outbound import service as outbound
 from echo.outbound.service import clear_bounce, retry_outbox, send_reply
 from echo.search.service import shortcut
@@ -216,6 +217,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
             "drafting": [agent_name(d.agent_id) for d in drafts if d.agent_id != me.id],
             "merged_from": merged_from, "sender_blocked": blocked, "my_signature": bool(me.signature.strip()),
             "timeline": queries.timeline(ticket), "present": live_presence.here(ticket.id, besides=me.id),
+            "mentionable": notifications.mentionable(),
             "saved_replies": outbound.saved_reply_names(),
             "agents": agents, "categories": service.CATEGORIES, "statuses": STATUSES,
             "failed_notices": notices, "inline_image": attachments.is_inline_image, "now": utcnow(), **extra}

@@ -134,6 +134,8 @@ def portal_enrol(outbox: OutboxMessage) -> tuple[dict, dict[str, str]]:
 email("assignment")(_agent_notification)
 email("customer_reply")(_agent_notification)
 email("snooze_ended")(_agent_notification)
+for _kind in ("new_ticket", "customer_reply", "assigned", "mention"):
+    email(f"notify_{_kind}")(_agent_notification)
 
 
 def render(outbox: OutboxMessage) -> OutgoingEmail:

@@ -339,7 +339,7 @@ def save_draft(ticket: Ticket, *, actor: Actor, body_text: str, cc: str = "", bc
         return None
     statement = insert(Draft).values(agent_id=actor.id, ticket_id=ticket.id, body_text=body_text, cc=cc, bcc=bcc,
                                      updated_at=utcnow())
-    started = db.session.execute(statement.on_conflict_do_update(
+    started: bool = db.session.execute(statement.on_conflict_do_update(
         index_elements=[Draft.agent_id, Draft.ticket_id],
         set_={"body_text": statement.excluded.body_text, "cc": statement.excluded.cc, "bcc": statement.excluded.bcc,
               "updated_at": statement.excluded.updated_at}).returning(literal_column("xmax = 0"))).scalar_one()

@@ -318,7 +318,11 @@
   });
   if ((list || presenceBox()) && window.EventSource) {
     const source = new EventSource("/tickets/events");  // the browser resumes with Last-Event-ID by itself
-    source.onmessage = (message) => { try { onEvent(JSON.parse(message.data)); } catch { /* not ours */ } };
+    source.onmessage = (message) => {
+      let event; try { event = JSON.parse(message.data); } catch { return; }
+      onEvent(event);
+      document.dispatchEvent(new CustomEvent("echo:event", { detail: event }));
+    };
     source.addEventListener("presence", (message) => {
       let seen; try { seen = JSON.parse(message.data); } catch { return; }
       if (!here.has(seen.ticket)) here.set(seen.ticket, new Map());
@@ -349,4 +353,69 @@
     });
     window.addEventListener("pagehide", () => beat("left"));
   }
+
+  // --- The bell: unread notifications, counted again after each event and every minute. --------------
+  const bell = document.getElementById("bell-count");
+  async function countBell() {
+    if (!bell) return;
+    try {
+      const response = await fetch(bell.dataset.countUrl, { credentials: "same-origin", redirect: "manual" });
+      if (!response.ok) return;
+      const { unread } = await response.json();
+      bell.textContent = unread ? (unread > 99 ? "99+" : String(unread)) : "";
+    } catch { /* offline: the next count will do */ }
+  }
+  let bellTimer = null;
+  document.addEventListener("echo:event", () => { clearTimeout(bellTimer); bellTimer = setTimeout(countBell, 4000); });
+  countBell();
+  setInterval(countBell, 60000);
+
+  // --- @mentions in a note: type @ and a few letters, pick a colleague with the arrows and Enter or Tab. --
+  let mentionList = null;
+  function closeMentions() { mentionList?.remove(); mentionList = null; }
+  function mentionQuery(box) {
+    const before = box.value.slice(0, box.selectionStart);
+    const found = /(^|[\s(])@([\w.+-]{0,30})$/.exec(before);
+    return found ? found[2].toLowerCase() : null;
+  }
+  function pickMention(box, handle) {
+    const at = box.value.slice(0, box.selectionStart).lastIndexOf("@");
+    box.value = box.value.slice(0, at) + "@" + handle + " " + box.value.slice(box.selectionStart);
+    const caret = at + handle.length + 2;
+    box.setSelectionRange(caret, caret);
+    closeMentions();
+    box.focus();
+  }
+  document.addEventListener("input", (event) => {
+    const box = event.target;
+    if (box.id !== "note-body" || !box.dataset.mentions) return;
+    const query = mentionQuery(box);
+    closeMentions();
+    if (query === null) return;
+    let people; try { people = JSON.parse(box.dataset.mentions); } catch { return; }
+    const matches = people.filter(([handle, name]) => handle.startsWith(query) || name.toLowerCase().includes(query)).slice(0, 6);
+    if (!matches.length) return;
+    mentionList = Object.assign(document.createElement("ul"), { className: "mention-list", role: "listbox" });
+    matches.forEach(([handle, name], index) => {
+      const item = Object.assign(document.createElement("li"), { role: "option", textContent: `${name} @${handle}` });
+      item.dataset.handle = handle;
+      item.setAttribute("aria-selected", String(index === 0));
+      item.addEventListener("mousedown", (e) => { e.preventDefault(); pickMention(box, handle); });
+      mentionList.append(item);
+    });
+    box.parentElement.append(mentionList);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (!mentionList || event.target.id !== "note-body") return;
+    const items = [...mentionList.children];
+    const current = items.findIndex((li) => li.getAttribute("aria-selected") === "true");
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      const next = (current + (event.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+      items.forEach((li, i) => li.setAttribute("aria-selected", String(i === next)));
+    } else if ((event.key === "Enter" || event.key === "Tab") && !event.ctrlKey && !event.metaKey) {
+      event.preventDefault();
+      pickMention(event.target, items[Math.max(0, current)].dataset.handle);
+    } else if (event.key === "Escape") closeMentions();
+  }, true);
 })();

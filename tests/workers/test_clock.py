@@ -10,6 +10,7 @@ def test_each_job_fires_once_per_period_across_workers(app):
     first = clock.tick(app)
     second = clock.tick(app)  # another worker, same period
     assert sorted(first) == ["echo.attachments.tasks.sweep_orphans", "echo.mail.tasks.sweep_outbox",
+                             "echo.notifications.tasks.notify",
                              "echo.privacy.tasks.retention", "echo.tickets.tasks.auto_close",
                              "echo.tickets.tasks.wake_snoozed"]
     assert second == []
