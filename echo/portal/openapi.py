@@ -56,6 +56,21 @@ def document() -> dict:
             "/api/v1/support/health": {"get": {"summary": "Liveness", "security": [], "responses": _json(
                 "OK", "Health")}},
             "/api/v1/support/session": {"get": _op("Who the token names", _json("Session", "Session"))},
+            "/api/v1/support/events": {"get": {
+                "summary": "My tickets' events, live (Server-Sent Events)",
+                "description": (
+                    "A `text/event-stream` that stays open: one `data:` line of JSON per event on the customer's own "
+                    "tickets, `support_replied` (`ticket_id`, `message_id`) or `status_changed` (`ticket_id`, "
+                    "`status`), each with an `id:`. Reconnect with `Last-Event-ID` (or `?since=`) to get exactly "
+                    "the events after it. Notes and operator fields never appear. Read it with fetch and the "
+                    "Authorization header (EventSource cannot send one); the stream ends after ten minutes and "
+                    "the client reconnects."),
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "maxLength": 60}}],
+                "responses": {"200": {"description": "The stream",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              **{code: ERRORS[code] for code in ("401", "429", "503")}},
+            }},
             "/api/v1/support/tickets": {
                 "get": _op("List my tickets, newest activity first", _json("Tickets", "TicketList"), params=[
                     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
