@@ -567,6 +567,9 @@ def main() -> int:
     parser.add_argument("--echo-src", type=Path, default=None, metavar="DIR",
                         help="run Echo (server and migrations) from this source tree instead of the installed one, "
                              "e.g. a `git archive HEAD` export while the working tree is mid-edit")
+    parser.add_argument("--worker-class", default="sync",
+                        help="Echo's gunicorn worker class (the Procfile's is gevent since the live event streams; "
+                             "the baseline stays sync)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the targets alternately this many times; the report takes each target's median "
                              "round and the median of the per-round ratios (this machine drifts; default 1)")
@@ -632,7 +635,8 @@ def main() -> int:
             ids = payloads.RunIds()
             if name == "echo":
                 env = echo_env(echo_src, dict(common, DATABASE_URL=db.dsn, REDIS_URL=redis))
-                server = Server("echo", "echo.wsgi:app", [], env, args.workers, tmp, echo_src or ROOT)
+                worker_class = ["--worker-class", args.worker_class] if args.worker_class != "sync" else []
+                server = Server("echo", "echo.wsgi:app", worker_class, env, args.workers, tmp, echo_src or ROOT)
             else:
                 env = dict(common, BASELINE_DATABASE_URL=db.dsn, BASELINE_REDIS_URL=redis)
                 server = Server("baseline", "baseline_app:app", ["--pythonpath", str(BENCH)], env, args.workers, tmp)
