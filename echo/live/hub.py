@@ -58,10 +58,13 @@ class Hub:
     # --- the reader -------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self.wake.wait(POLL_SECONDS)
+            woken = self.wake.wait(POLL_SECONDS)
             self.wake.clear()
             try:
-                self.read()
+                if self.read() == 0 and woken:
+                    # Woken, yet nothing readable: an older transaction still runs; look again shortly.
+                    time.sleep(HELD_RETRY)
+                    self.read()
             except Exception:  # the database away: keep trying, the streams keep their cursors
                 log.exception("live hub: reading the event log failed")
                 time.sleep(1)
@@ -90,12 +93,15 @@ class Hub:
         """Wake the reader whenever Redis says a ticket change committed; pass presence on."""
         import json
 
-        from echo.jobs import redis_connection
+        from redis import Redis
 
+        # A client of its own: the app's has 1 s time-outs, made for requests, not for a subscriber that
+        # waits; a health check every 15 s finds a connection that died quietly.
+        client = Redis.from_url(self.app.config["ECHO"].redis_url, socket_connect_timeout=2, socket_timeout=30,
+                                health_check_interval=15)
         while True:
             try:
-                with self.app.app_context():
-                    pubsub = redis_connection().pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL, PRESENCE_CHANNEL)
                 while True:
                     message = pubsub.get_message(timeout=5)
@@ -111,9 +117,11 @@ class Hub:
                             self.changed.notify_all()
                     else:
                         self.wake.set()
-                        time.sleep(HELD_RETRY)  # a second look shortly after, for rows held back a moment
-                        self.wake.set()
             except (RedisError, OSError) as exc:
+                try:
+                    pubsub.close()
+                except (RedisError, OSError, UnboundLocalError):
+                    pass
                 log.warning("live hub: Redis unavailable (%s); reading the log every %s s", type(exc).__name__,
                             POLL_SECONDS)
                 time.sleep(POLL_SECONDS)
