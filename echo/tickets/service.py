@@ -27,6 +27,7 @@ from echo.errors import EchoError, InvalidPayload, NotFound
 from echo.extensions import db
 from echo.jobs import note_redis_failure, redis_connection, redis_unavailable
 from echo.mail.service import acknowledgement_params, queue_email
+from echo.security import token_hash
 from echo.tickets import store
 from echo.tickets.models import CATEGORIES, STATUSES, MessageId, Thread, Ticket
 from echo.tickets.store import TicketRef
@@ -517,8 +518,8 @@ def block_sender(address: str, *, actor: Actor) -> bool:
         raise InvalidPayload("Support's own address cannot be blocked.", code="invalid_email")
     added = affected_rows(db.session.execute(
         insert(BlockedSender).values(email=email, blocked_by=actor.id).on_conflict_do_nothing()))
-    if added:
-        audit.record(actor, "senders.blocked", "sender", email)
+    if added:  # audit rows name no address: the sender by its hash
+        audit.record(actor, "senders.blocked", "sender", token_hash(email))
     return bool(added)
 
 
@@ -531,7 +532,7 @@ def unblock_sender(address: str, *, actor: Actor) -> bool:
     email = normalize_email(address)
     removed = affected_rows(db.session.execute(delete(BlockedSender).where(BlockedSender.email == email)))
     if removed:
-        audit.record(actor, "senders.unblocked", "sender", email)
+        audit.record(actor, "senders.unblocked", "sender", token_hash(email))
     return bool(removed)
 
 
