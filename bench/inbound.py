@@ -568,8 +568,9 @@ def main() -> int:
                         help="run Echo (server and migrations) from this source tree instead of the installed one, "
                              "e.g. a `git archive HEAD` export while the working tree is mid-edit")
     parser.add_argument("--worker-class", default="sync",
-                        help="Echo's gunicorn worker class (the Procfile's is gevent since the live event streams; "
-                             "the baseline stays sync)")
+                        help="Echo's gunicorn worker class (the Procfile's is gevent since the live event streams)")
+    parser.add_argument("--baseline-worker-class", default="sync",
+                        help="the baseline's (for the same gunicorn settings as Echo, pass the same class)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the targets alternately this many times; the report takes each target's median "
                              "round and the median of the per-round ratios (this machine drifts; default 1)")
@@ -639,7 +640,10 @@ def main() -> int:
                 server = Server("echo", "echo.wsgi:app", worker_class, env, args.workers, tmp, echo_src or ROOT)
             else:
                 env = dict(common, BASELINE_DATABASE_URL=db.dsn, BASELINE_REDIS_URL=redis)
-                server = Server("baseline", "baseline_app:app", ["--pythonpath", str(BENCH)], env, args.workers, tmp)
+                base_class = (["--worker-class", args.baseline_worker_class]
+                              if args.baseline_worker_class != "sync" else [])
+                server = Server("baseline", "baseline_app:app", ["--pythonpath", str(BENCH), *base_class], env,
+                                args.workers, tmp)
             busy = busy_share(1.0)
             if busy > 15:
                 log(f"warning: {busy}% of the CPUs were busy before starting {name} (other processes?); "
