@@ -24,6 +24,7 @@ from echo.agents.service import zone_named
 from echo.attachments import service as attachments
 from echo.attachments.models import Attachment
 from echo.attachments.storage import storage
+from echo.audit import service as audit
 from echo.console.auth import NotSignedIn, current_agent, require_agent, signed_in_agent
 from echo.customers.models import Customer
 from echo.db import utcnow
@@ -227,9 +228,16 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
 def ticket(number):
     ticket = _load(number)
     agent = signed_in_agent()
+    last = db.session.get(TicketRead, (agent.id, ticket.id))
+    if last is None or utcnow() - last.read_at > VIEW_EVENT_EVERY:
+        # "Ana opened this ticket" is an event of the log too (at most every few minutes per agent and ticket).
+        audit.record(g.actor, "tickets.viewed", "ticket", ticket.id)
     db.session.merge(TicketRead(agent_id=agent.id, ticket_id=ticket.id, read_at=db.func.now()))
     db.session.commit()
     return render_template("console/ticket.html", **_ticket_context(ticket))
+
+
+VIEW_EVENT_EVERY = timedelta(minutes=5)
 
 
 def _after_action(ticket: Ticket, message: str | None = None, error: str | None = None, status: int = 200,

@@ -18,7 +18,7 @@ AGENT_KINDS = {
     "tickets.spam": "quarantine", "tickets.deleted": "quarantine", "tickets.release": "quarantine",
     "tickets.reply_undone": "reply", "tickets.start": "created", "tickets.portal_create": "created",
     "tickets.portal_reply": "message", "tickets.from_snapshot": "created",
-    "tickets.draft_started": "draft", "tickets.purged": "deleted",
+    "tickets.draft_started": "draft", "tickets.purged": "deleted", "tickets.viewed": "viewing",
 }
 # Payload facts an agent's browser may be told (never text, never addresses).
 AGENT_FACTS = ("old", "new", "created", "thread_id", "added", "removed", "until", "quarantined", "into_number",

@@ -306,7 +306,8 @@
   function onEvent(event) {
     const box = presenceBox();
     if (list) { clearTimeout(listTimer); listTimer = setTimeout(refreshList, 300); }
-    if (box && event.ticket === box.dataset.ticket && event.actor !== `agent:${box.dataset.me}`) {
+    if (box && event.ticket === box.dataset.ticket && event.actor !== `agent:${box.dataset.me}`
+        && event.kind !== "viewing") {  // a colleague opening the ticket shows as presence, not as news
       const typing = document.activeElement?.tagName === "TEXTAREA" && document.activeElement.value.trim();
       if (typing) document.getElementById("live-news")?.removeAttribute("hidden");
       else refreshTicket();
