@@ -34,8 +34,8 @@ def schedule() -> list[Every]:
 
     return [
         # Retries, and replies whose undo window ended, leave within seconds of their time.
-        Every(2, sweep_outbox, "sweep"),
-        Every(3, notify, "default"),  # new tickets, replies, assignments and @mentions, within seconds
+        Every(5, sweep_outbox, "sweep"),
+        Every(5, notify, "default"),  # new tickets, replies, assignments and @mentions, within seconds
         Every(60, wake_snoozed, "default"),  # a snoozed ticket is back within a minute of its time
         Every(3600, auto_close, "maintenance"),
         Every(24 * 3600, retention, "maintenance"),

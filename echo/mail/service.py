@@ -24,7 +24,7 @@ def queue_email(kind: str, *, to_email: str, ticket: Ticket | None = None, threa
     """Add an outbox entry and schedule its delivery for after the commit.
 
     A held entry (an agent's reply that may still be taken back) is due only after `hold_seconds`:
-    it gets no job now, and the outbox sweep, every two seconds, gives it one when it is due."""
+    it gets no job now, and the outbox sweep, every five seconds, gives it one when it is due."""
     from echo.mail.tasks import deliver_due, job_options, queue_for
 
     outbox = OutboxMessage(

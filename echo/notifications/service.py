@@ -36,14 +36,17 @@ def notify_from_events(limit: int = BATCH) -> int:
     if not rows:
         return 0
     agents = list(db.session.scalars(select(Agent).where(Agent.active)))
-    for row in rows:
-        if row.ticket_id is not None:
-            _handle(row, agents)
+    if agents:  # with nobody to tell there is nothing to do; else the batch's tickets in one query
+        tickets = {t.id: t for t in db.session.scalars(
+            select(Ticket).where(Ticket.id.in_({row.ticket_id for row in rows if row.ticket_id})))}
+        for row in rows:
+            if (ticket := tickets.get(row.ticket_id)) is not None:  # type: ignore[arg-type]
+                _handle(row, ticket, agents)
     position.xid, position.row_id = rows[-1].cursor.xid, rows[-1].cursor.id
     return len(rows)
 
 
-def _handle(row: Row, agents: list[Agent]) -> None:
+def _handle(row: Row, ticket: Ticket, agents: list[Agent]) -> None:
     payload = row.payload
     human = not payload.get("auto_reply") and not payload.get("quarantined")
     by = row.actor
@@ -51,8 +54,7 @@ def _handle(row: Row, agents: list[Agent]) -> None:
         if not human:
             return
         created = row.action == "tickets.portal_create" or (row.action == "tickets.inbound" and payload.get("created"))
-        ticket = db.session.get(Ticket, row.ticket_id)
-        if ticket is None or ticket.quarantined:
+        if ticket.quarantined:
             return
         if created:
             _tell([a for a in agents if a.notify_new in ("all", "unassigned")], ticket, "new_ticket", by, email=True)
@@ -61,14 +63,12 @@ def _handle(row: Row, agents: list[Agent]) -> None:
         else:
             _tell([a for a in agents if a.notify_new == "all"], ticket, "customer_reply", by, email=True)
     elif row.action == "tickets.assign" and payload.get("new"):
-        ticket = db.session.get(Ticket, row.ticket_id)
         assignee = uuid.UUID(payload["new"])
-        if ticket is not None and by != f"agent:{assignee}":  # the assignment email is sent by `assign` itself
+        if by != f"agent:{assignee}":  # the assignment email is sent by `assign` itself
             _tell([a for a in agents if a.id == assignee], ticket, "assigned", by, email=False)
     elif row.action == "tickets.note" and payload.get("thread_id"):
         thread = db.session.get(Thread, uuid.UUID(payload["thread_id"]))
-        ticket = db.session.get(Ticket, row.ticket_id)
-        if thread is None or ticket is None:
+        if thread is None:
             return
         handles = {m.lower() for m in MENTION.findall(thread.body_text)}
         named = [a for a in agents if a.email.partition("@")[0].lower() in handles and f"agent:{a.id}" != by]
