@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 
@@ -34,7 +35,9 @@ KEEP = 5000  # rows kept in memory for the streams
 class Hub:
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.rows: deque[Row] = deque()
+        # Kept in order with their cursors beside them: a stream finds its place by bisection, not a scan.
+        self.rows: list[Row] = []
+        self.cursors: list[Cursor] = []
         self.changed = threading.Condition()
         self.cursor: Cursor | None = None  # the last row read
         self.floor: Cursor | None = None  # memory holds every row after this one, up to `cursor`
@@ -80,9 +83,12 @@ class Hub:
                     break
                 with self.changed:
                     self.rows.extend(batch)
+                    self.cursors.extend(row.cursor for row in batch)
                     self.cursor = batch[-1].cursor
-                    while len(self.rows) > KEEP:
-                        self.floor = self.rows.popleft().cursor
+                    if len(self.rows) > 2 * KEEP:  # trimmed now and then, not row by row
+                        drop = len(self.rows) - KEEP
+                        self.floor = self.cursors[drop - 1]
+                        del self.rows[:drop], self.cursors[:drop]
                     self.changed.notify_all()
                 total += len(batch)
                 if len(batch) < stream.MAX_BATCH:
@@ -148,11 +154,11 @@ class Hub:
                     continue
                 cursor = max(cursor, floor)
             with self.changed:
-                fresh = [row for row in self.rows if row.cursor > cursor]
+                fresh = self.rows[bisect_right(self.cursors, cursor):]
                 recent = [seen for at, seen in self.presence if at > presence_seen]
                 if not fresh and not recent:
                     self.changed.wait(wait)
-                    fresh = [row for row in self.rows if row.cursor > cursor]
+                    fresh = self.rows[bisect_right(self.cursors, cursor):]
                     recent = [seen for at, seen in self.presence if at > presence_seen]
                 presence_seen = time.monotonic()
             yield from recent
