@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.fakes.redis_server import RedisServer, free_port
+from tests.live import take
 from tests.mailbuilder import WEBHOOK_AUTH, inbound_payload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,13 +91,7 @@ class Stream:
             pass
 
     def take(self, count: int, timeout: float = 10.0) -> list[dict]:
-        found, ends = [], time.monotonic() + timeout
-        while len(found) < count and time.monotonic() < ends:
-            try:
-                found.append(self.events.get(timeout=max(0.01, ends - time.monotonic())))
-            except queue.Empty:
-                break
-        return [event for event in found if event.get("kind") != "presence"]
+        return [event for event in take(self.events, count, timeout) if event.get("kind") != "presence"]
 
     def close(self) -> None:
         """Drop the connection at once (a plain close would wait for the reading thread's next line)."""

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from echo.live import stream
 from echo.live.hub import hub
 from echo.live.stream import Cursor
+from tests.live import take
 from tests.mailbuilder import inbound_payload, post_inbound
 
 
@@ -48,13 +49,7 @@ class Listener:
             self.response.close()  # from this thread: the generator is not running now
 
     def take(self, count, timeout=10.0):
-        found, ends = [], time.monotonic() + timeout
-        while len(found) < count and time.monotonic() < ends:
-            try:
-                found.append(self.events.get(timeout=max(0.01, ends - time.monotonic())))
-            except queue.Empty:
-                break
-        return found
+        return take(self.events, count, timeout)
 
     def quiet(self, seconds=2.5):
         """Nothing more arrives for a while (the hub reads the log at least every two seconds)."""
